@@ -1,0 +1,1 @@
+"""Simulated device models, one module per device kind (pure logic behind firmware_sim.line)."""

@@ -1,0 +1,1 @@
+"""Device drivers: turn a poll into canonical readings/events through the bus."""

@@ -1,0 +1,3 @@
+from gridedge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Local Mosquitto and InfluxDB 1.x processes for tests, the demo and the soak harness.
+
+Each service runs on a free loopback port with its config and data in a directory of its own, is
+started with `start()` (which waits until it accepts connections) and stopped by PID with `stop()`;
+`stop()` + `start()` restarts it on the same port with the same data, which the fault tests use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BROKER_SETTINGS = REPO_ROOT / "deploy" / "mosquitto.conf"
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be found or started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str, package: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise ServiceError(f"{name} not found: install Debian's '{package}' package (apt-get install {package})")
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"not accepting connections on port {port} after {timeout} s")
+
+
+@dataclass
+class _Process:
+    workdir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _spawn(self, argv: list[str], log_name: str) -> None:
+        log = self.workdir / log_name
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass
+class Mosquitto(_Process):
+    """A private Mosquitto broker: `deploy/mosquitto.conf` settings + a loopback listener."""
+
+    extra_config: str = ""
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        conf = self.workdir / "mosquitto.conf"
+        persistence = self.workdir / "data"
+        persistence.mkdir(exist_ok=True)
+        lines = [
+            BROKER_SETTINGS.read_text() if BROKER_SETTINGS.exists() else "",
+            f"persistence_location {persistence}/",
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true" if "password_file" not in self.extra_config else "",
+            self.extra_config,
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        self._spawn([find_binary("mosquitto", "mosquitto"), "-c", str(conf)], "mosquitto.log")
+        assert self.proc is not None
+        try:
+            _wait_port(self.port, self.proc, self.workdir / "mosquitto.log", 10)
+        except ServiceError as exc:
+            self.stop()
+            raise ServiceError(f"mosquitto: {exc}") from None
+
+
+@dataclass
+class InfluxDB(_Process):
+    """A private influxd 1.x with meta/data/wal under `workdir` and reporting disabled."""
+
+    database: str = "gridedge"
+    rpc_port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.rpc_port = self.rpc_port or free_port()
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(_influx_conf(self.workdir, self.port, self.rpc_port))
+        self._spawn([find_binary("influxd", "influxdb"), "-config", str(conf)], "influxd.log")
+        assert self.proc is not None
+        try:
+            _wait_port(self.port, self.proc, self.workdir / "influxd.log", 30)
+            self._wait_ping()
+            self.query(f'CREATE DATABASE "{self.database}"', method="POST")
+        except ServiceError as exc:
+            self.stop()
+            raise ServiceError(f"influxd: {exc}") from None
+
+    def _wait_ping(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.url}/ping", timeout=1) as resp,
+            ):
+                if resp.status == 204:
+                    return
+            time.sleep(0.1)
+        raise ServiceError("did not answer /ping")
+
+    def query(self, q: str, *, method: str = "GET", epoch: str = "ms") -> list[dict[str, object]]:
+        """Run InfluxQL; return the statement results' series (raises ServiceError on an error)."""
+        params = {"q": q, "db": self.database, "epoch": epoch}
+        data = None
+        url = f"{self.url}/query"
+        if method == "POST":
+            data = urllib.parse.urlencode(params).encode()
+        else:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise ServiceError(f"query {q!r}: HTTP {exc.code}: {exc.read()[:300]!r}") from None
+        series: list[dict[str, object]] = []
+        for result in body.get("results", []):
+            if "error" in result:
+                raise ServiceError(f"query {q!r}: {result['error']}")
+            series.extend(result.get("series", []))
+        return series
+
+    def write(self, lines: str, precision: str = "ms") -> None:
+        params = urllib.parse.urlencode({"db": self.database, "precision": precision})
+        req = urllib.request.Request(f"{self.url}/write?{params}", data=lines.encode(), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                if resp.status != 204:
+                    raise ServiceError(f"write: HTTP {resp.status}")
+        except urllib.error.HTTPError as exc:
+            raise ServiceError(f"write: HTTP {exc.code}: {exc.read()[:300]!r}") from None
+
+
+def _influx_conf(workdir: Path, port: int, rpc_port: int) -> str:
+    return f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+
+[meta]
+  dir = "{workdir}/meta"
+
+[data]
+  dir = "{workdir}/data"
+  wal-dir = "{workdir}/wal"
+  query-log-enabled = false
+  wal-fsync-delay = "0s"
+
+[coordinator]
+  write-timeout = "10s"
+
+[retention]
+  enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+  max-body-size = 0
+
+[logging]
+  level = "warn"
+
+[continuous_queries]
+  enabled = false
+"""

@@ -1,0 +1,123 @@
+"""Config conventions shared by every service: YAML validated by typed pydantic models, with
+environment overrides `GRIDEDGE_<SECTION>__<KEY>` (e.g. GRIDEDGE_MQTT__PORT=1884).
+
+Layer: pure (protocols): parses text it is given; the caller reads the file and passes `os.environ`.
+Errors name the file, the line and the field (`gateway.yaml:12: buses[0].baud: ...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ConfigError
+
+ENV_PREFIX: Final = "GRIDEDGE_"
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class Frozen(BaseModel):
+    """Base of every config model: frozen, unknown fields are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def load(model: type[C], text: str, *, source: str, environ: Mapping[str, str] | None = None) -> C:
+    """Parse YAML `text`, apply environment overrides and validate into `model`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}:1: the top level must be a mapping of sections"])
+    overridden = apply_env(data, environ or {})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, node, source, overridden)) from None
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> set[tuple[str, ...]]:
+    """Apply GRIDEDGE_A__B__C=value overrides in place; values are parsed as YAML scalars.
+    Returns the paths that were overridden (so errors can say the value came from the environment)."""
+    paths: set[tuple[str, ...]] = set()
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if not all(path):
+            continue
+        target = data
+        for part in path[:-1]:
+            nxt = target.get(part)
+            if not isinstance(nxt, dict):
+                nxt = target[part] = {}
+            target = nxt
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        target[path[-1]] = value
+        paths.add(path)
+    return paths
+
+
+def _describe(
+    exc: ValidationError, node: yaml.Node | None, source: str, env: set[tuple[str, ...]]
+) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        field = _dotted(err["loc"])
+        env_name = _env_origin(loc, env)
+        if env_name:
+            where = f"{source} (from environment {env_name})"
+        else:
+            where = f"{source}:{_line_of(node, err['loc'])}"
+        problems.append(f"{where}: {field or '(top level)'}: {err['msg']}")
+    return problems
+
+
+def _env_origin(loc: tuple[str, ...], env: set[tuple[str, ...]]) -> str:
+    for path in env:
+        if loc[: len(path)] == path:
+            return ENV_PREFIX + "__".join(p.upper() for p in path)
+    return ""
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    """Deepest YAML node along `loc` that exists; its 1-based line."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            break
+        key_node, node = child
+        line = (key_node or node).start_mark.line + 1
+    return line
+
+
+def _child(node: yaml.Node | None, part: Any) -> tuple[yaml.Node | None, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                return key, value
+    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        return None, node.value[part]
+    return None

@@ -1,0 +1,351 @@
+"""The MQTT message contract, version 1: payload models, strict decoding, fast JSON.
+
+Layer: pure contract (protocols). No I/O and no clock: callers pass `now_ms` where a check needs one.
+Must not: import asyncio, MQTT or database clients.
+
+Every payload carries `schema` (version), `ts` (acquisition time, UTC epoch milliseconds), `gw`, `dev`
+(empty for gateway-wide messages) and a per-gateway monotonically increasing `seq`. Decoding is done
+by msgspec (measured in bench/contract_json.py: several times faster than pydantic), then the
+semantic checks msgspec cannot express (vocabulary, identifiers, time bounds) run here. Every failure
+is a `ContractError` naming the JSON path of the offending field.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from typing import Any, Final, Literal, TypeAlias, TypeVar
+
+import msgspec
+
+from .errors import ContractError
+from .vocabulary import VOCABULARY, ValueType
+
+SCHEMA_VERSION: Final = 1
+MAX_PAYLOAD_BYTES: Final = 256 * 1024
+# Acquisition timestamps before this (2000-01-01) are absurd: a meter clock or a gateway without RTC.
+MIN_TS_MS: Final = 946_684_800_000
+# Acquisition timestamps more than this ahead of the receiver's clock are absurd.
+MAX_FUTURE_MS: Final = 24 * 3600 * 1000
+
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+Scalar: TypeAlias = bool | int | float | str
+Quality: TypeAlias = Literal["good", "stale", "error"]
+Source: TypeAlias = Literal["live", "frozen", "backfilled"]
+HealthState: TypeAlias = Literal["online", "degraded", "quarantined", "probing", "offline"]
+CommandStatus: TypeAlias = Literal["accepted", "rejected", "done", "failed"]
+AlertState: TypeAlias = Literal["pending", "firing", "resolved"]
+Severity: TypeAlias = Literal["info", "warning", "critical"]
+
+
+class _Msg(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class Sample(_Msg):
+    """One acquisition of one device: its own seq and timestamp (a reading may carry several)."""
+
+    seq: int
+    ts: int
+    values: dict[str, Scalar]
+    quality: dict[str, Quality] = {}
+    source: Source = "live"
+
+
+class Reading(_Msg):
+    """One poll of one device. `quality` lists only values that are not good; a failed value is
+    absent from `values` and marked `error` (never re-sent with a fresh timestamp). `more` carries
+    further samples of the same device (a spool replay), each with its own seq and ts."""
+
+    schema: int
+    gw: str
+    dev: str
+    seq: int
+    ts: int
+    values: dict[str, Scalar]
+    quality: dict[str, Quality] = {}
+    source: Source = "live"
+    protocol: str = ""
+    more: list[Sample] = []
+
+    def samples(self) -> list[Sample]:
+        first = Sample(seq=self.seq, ts=self.ts, values=self.values, quality=self.quality, source=self.source)
+        return [first, *self.more]
+
+
+class EventKind(enum.StrEnum):
+    POWER_DOWN = "power_down"
+    POWER_UP = "power_up"
+    RELAY_CHANGE = "relay_change"
+    CLOCK_SET = "clock_set"
+    TICKET_ISSUED = "ticket_issued"
+    TICKET_CALLED = "ticket_called"
+    TICKET_RECALLED = "ticket_recalled"
+    TICKET_SUSPENDED = "ticket_suspended"
+    SERVICE_STARTED = "service_started"
+    SERVICE_FINISHED = "service_finished"
+    TICKET_ABANDONED = "ticket_abandoned"
+    TICKET_TRANSFERRED = "ticket_transferred"
+    RATING = "rating"
+    RATING_TIMEOUT = "rating_timeout"
+    COUNTER_STATE = "counter_state"
+    STAFF_LOGIN = "staff_login"
+    STAFF_LOGOUT = "staff_logout"
+
+
+# Data keys each event kind must carry (more are allowed).
+EVENT_REQUIRED: Final[dict[EventKind, tuple[str, ...]]] = {
+    EventKind.POWER_DOWN: (),
+    EventKind.POWER_UP: (),
+    EventKind.RELAY_CHANGE: ("relay",),
+    EventKind.CLOCK_SET: ("skew_s",),
+    EventKind.TICKET_ISSUED: ("hall", "ticket", "business"),
+    EventKind.TICKET_CALLED: ("hall", "ticket", "counter", "staff"),
+    EventKind.TICKET_RECALLED: ("hall", "ticket", "counter", "recall"),
+    EventKind.TICKET_SUSPENDED: ("hall", "ticket", "counter"),
+    EventKind.SERVICE_STARTED: ("hall", "ticket", "counter", "staff", "wait_s"),
+    EventKind.SERVICE_FINISHED: ("hall", "ticket", "counter", "staff", "wait_s", "service_s"),
+    EventKind.TICKET_ABANDONED: ("hall", "ticket", "reason"),
+    EventKind.TICKET_TRANSFERRED: ("hall", "ticket", "business"),
+    EventKind.RATING: ("hall", "ticket", "counter", "staff", "level", "label"),
+    EventKind.RATING_TIMEOUT: ("hall", "ticket", "counter"),
+    EventKind.COUNTER_STATE: ("hall", "counter", "state"),
+    EventKind.STAFF_LOGIN: ("hall", "counter", "staff"),
+    EventKind.STAFF_LOGOUT: ("hall", "counter"),
+}
+
+
+class Event(_Msg):
+    schema: int
+    gw: str
+    dev: str
+    seq: int
+    ts: int
+    event: EventKind
+    data: dict[str, Scalar | None] = {}
+    source: Source = "live"
+
+
+class Health(_Msg):
+    """Per-device health (retained)."""
+
+    schema: int
+    gw: str
+    dev: str
+    seq: int
+    ts: int
+    state: HealthState
+    last_success_ts: int | None = None
+    latency_ms: float | None = None
+    polls: int = 0
+    failures: int = 0
+    errors: dict[str, int] = {}
+
+
+class BusStatus(_Msg):
+    name: str
+    port: str
+    state: Literal["open", "reconnecting", "closed"]
+    devices: int = 0
+
+
+class Status(_Msg):
+    """Gateway birth/death message (retained; the Last Will carries state=offline)."""
+
+    schema: int
+    gw: str
+    seq: int
+    ts: int
+    state: Literal["online", "offline"]
+    dev: str = ""
+    version: str = ""
+    buses: list[BusStatus] = []
+    spool_depth: int = 0
+    spool_dropped: int = 0
+    uptime_s: float = 0.0
+    publish_lag_s: float = 0.0
+
+
+class Command(_Msg):
+    """A signed command (see protocols.signing). Times are epoch milliseconds."""
+
+    id: str
+    gw: str
+    dev: str
+    action: str
+    params: dict[str, Any]
+    issued_at: int
+    expires_at: int
+    nonce: str
+    sig: str
+    schema: int = SCHEMA_VERSION
+
+
+class CommandResult(_Msg):
+    schema: int
+    gw: str
+    dev: str
+    seq: int
+    ts: int
+    id: str
+    status: CommandStatus
+    reason: str = ""
+    answer: dict[str, Any] = {}
+    state: dict[str, Scalar | None] = {}
+
+
+class Alert(_Msg):
+    schema: int
+    ts: int
+    rule: str
+    subject: str
+    severity: Severity
+    state: AlertState
+    start_ts: int
+    message: str
+    subject_kind: str = ""
+    end_ts: int | None = None
+    value: float | None = None
+    gw: str = ""
+    dev: str = ""
+    seq: int = 0
+    details: dict[str, Scalar | None] = {}
+
+
+class DeadLetter(_Msg):
+    schema: int
+    ts: int
+    topic: str
+    field: str
+    reason: str
+    payload: str
+
+
+Message: TypeAlias = Reading | Event | Health | Status | Command | CommandResult | Alert | DeadLetter
+M = TypeVar("M", Reading, Event, Health, Status, Command, CommandResult, Alert, DeadLetter)
+
+_ENCODER: Final = msgspec.json.Encoder()
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+_AT_RE: Final = re.compile(r"^(?P<reason>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
+_MISSING_RE: Final = re.compile(r"missing required field `(?P<name>[^`]+)`")
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message to compact JSON."""
+    return _ENCODER.encode(message)
+
+
+def to_builtins(message: Message) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(message)
+    return result
+
+
+def decode(type_: type[M], payload: bytes | str, *, now_ms: int | None = None) -> M:
+    """Decode and validate `payload` as `type_`; raise ContractError naming the field and the reason.
+
+    `now_ms` (the receiver's clock) enables the future-timestamp check.
+    """
+    size = len(payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise ContractError("$", f"payload of {size} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+    decoder = _DECODERS.get(type_)
+    if decoder is None:
+        decoder = _DECODERS[type_] = msgspec.json.Decoder(type_)
+    try:
+        message: M = decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise _contract_error(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ContractError("$", f"not valid JSON: {exc}") from None
+    validate(message, now_ms=now_ms)
+    return message
+
+
+def _contract_error(text: str) -> ContractError:
+    match = _AT_RE.match(text)
+    reason = match.group("reason") if match else text
+    path = (match.group("path") if match else None) or "$"
+    missing = _MISSING_RE.search(reason)
+    if missing:
+        path = f"{path}.{missing.group('name')}"
+        reason = "required field is missing"
+    return ContractError(path, reason)
+
+
+def validate(message: Message, *, now_ms: int | None = None) -> None:
+    """Semantic checks msgspec cannot express. Raises ContractError."""
+    schema = getattr(message, "schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION:
+        reason = f"unsupported schema version {schema} (this build speaks {SCHEMA_VERSION})"
+        raise ContractError("$.schema", reason)
+    for name in ("gw", "dev"):
+        value = getattr(message, name, "")
+        if value or (name == "gw" and not isinstance(message, Alert | DeadLetter)):
+            check_id(f"$.{name}", value)
+    if isinstance(message, Reading):
+        _validate_reading(message, now_ms)
+    elif isinstance(message, Event):
+        _check_ts("$.ts", message.ts, now_ms)
+        _validate_event(message)
+    elif isinstance(message, Health | Status | CommandResult | Alert):
+        _check_ts("$.ts", message.ts, now_ms)
+    if isinstance(message, Health | Status | CommandResult | Reading | Event) and message.seq < 0:
+        raise ContractError("$.seq", "must be >= 0")
+
+
+def check_id(path: str, value: str) -> None:
+    if not _ID_RE.match(value):
+        raise ContractError(path, f"{value!r} is not a valid identifier (1-64 of A-Z a-z 0-9 _ . : -)")
+    if value in RESERVED_GATEWAY_IDS and path == "$.gw":
+        raise ContractError(path, f"{value!r} is reserved and cannot name a gateway")
+
+
+def _check_ts(path: str, ts: int, now_ms: int | None) -> None:
+    if ts < MIN_TS_MS:
+        raise ContractError(path, f"timestamp {ts} is before 2000-01-01 (milliseconds expected)")
+    if now_ms is not None and ts > now_ms + MAX_FUTURE_MS:
+        raise ContractError(path, f"timestamp {ts} is more than 24 h ahead of the receiver's clock")
+
+
+def _validate_reading(message: Reading, now_ms: int | None) -> None:
+    for index, sample in enumerate(message.samples()):
+        prefix = "$" if index == 0 else f"$.more[{index - 1}]"
+        _check_ts(f"{prefix}.ts", sample.ts, now_ms)
+        if index and sample.seq < 0:
+            raise ContractError(f"{prefix}.seq", "must be >= 0")
+        for name, value in sample.values.items():
+            check_value(f"{prefix}.values.{name}", name, value)
+        for name in sample.quality:
+            if name not in VOCABULARY:
+                raise ContractError(f"{prefix}.quality.{name}", f"unknown canonical name {name!r}")
+
+
+def check_value(path: str, name: str, value: Scalar) -> None:
+    """Check one canonical value against the vocabulary's type."""
+    entry = VOCABULARY.get(name)
+    if entry is None:
+        raise ContractError(path, f"unknown canonical name {name!r}")
+    kind = entry.type
+    if kind is ValueType.RELAY:
+        if value not in ("closed", "open"):
+            raise ContractError(path, f"relay state must be 'closed' or 'open', got {value!r}")
+    elif kind is ValueType.BOOL:
+        if not isinstance(value, bool):
+            raise ContractError(path, f"expected a boolean, got {value!r}")
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContractError(path, f"expected a number, got {value!r}")
+    elif kind is ValueType.INT and not isinstance(value, int):
+        raise ContractError(path, f"expected an integer, got {value!r}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ContractError(path, f"expected a finite number, got {value!r}")
+
+
+def _validate_event(message: Event) -> None:
+    for key in EVENT_REQUIRED[message.event]:
+        if key not in message.data:
+            raise ContractError(f"$.data.{key}", f"required for event {message.event.value!r}")
+
+
+RESERVED_GATEWAY_IDS: Final = frozenset({"alerts", "deadletter", "billing"})

@@ -1,0 +1,137 @@
+"""MQTT topic builders and parsers for contract v1.
+
+Layer: pure contract (protocols). See the topic table in docs/mqtt-contract.md.
+
+    gridedge/v1/{gw}/status                 retained gateway birth / Last Will
+    gridedge/v1/{gw}/{dev}/reading
+    gridedge/v1/{gw}/{dev}/event
+    gridedge/v1/{gw}/{dev}/health           retained
+    gridedge/v1/{gw}/{dev}/cmd
+    gridedge/v1/{gw}/{dev}/cmd/result
+    gridedge/v1/alerts/{rule}/{subject}     retained while firing
+    gridedge/v1/deadletter                  payloads the ingest refused, with the reason
+    gridedge/v1/billing/{kind}              payments and tariff changes for the alert engine
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import ContractError
+from .messages import check_id
+
+PREFIX: Final = "gridedge/v1"
+
+
+class TopicKind(enum.StrEnum):
+    STATUS = "status"
+    READING = "reading"
+    EVENT = "event"
+    HEALTH = "health"
+    CMD = "cmd"
+    CMD_RESULT = "cmd/result"
+    ALERT = "alert"
+    DEADLETTER = "deadletter"
+    BILLING = "billing"
+
+
+_DEVICE_KINDS: Final = {
+    k.value: k for k in (TopicKind.READING, TopicKind.EVENT, TopicKind.HEALTH, TopicKind.CMD)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    kind: TopicKind
+    gw: str = ""
+    dev: str = ""
+    rule: str = ""
+    subject: str = ""
+
+
+def status_topic(gw: str) -> str:
+    return f"{PREFIX}/{gw}/status"
+
+
+def device_topic(gw: str, dev: str, kind: TopicKind) -> str:
+    if kind not in (*_DEVICE_KINDS.values(), TopicKind.CMD_RESULT):
+        raise ValueError(f"{kind} is not a per-device topic")
+    return f"{PREFIX}/{gw}/{dev}/{kind.value}"
+
+
+def reading_topic(gw: str, dev: str) -> str:
+    return device_topic(gw, dev, TopicKind.READING)
+
+
+def event_topic(gw: str, dev: str) -> str:
+    return device_topic(gw, dev, TopicKind.EVENT)
+
+
+def health_topic(gw: str, dev: str) -> str:
+    return device_topic(gw, dev, TopicKind.HEALTH)
+
+
+def cmd_topic(gw: str, dev: str) -> str:
+    return device_topic(gw, dev, TopicKind.CMD)
+
+
+def cmd_result_topic(gw: str, dev: str) -> str:
+    return device_topic(gw, dev, TopicKind.CMD_RESULT)
+
+
+def alert_topic(rule: str, subject: str) -> str:
+    return f"{PREFIX}/alerts/{rule}/{subject}"
+
+
+DEADLETTER_TOPIC: Final = f"{PREFIX}/deadletter"
+
+
+def billing_topic(kind: str) -> str:
+    return f"{PREFIX}/billing/{kind}"
+
+
+def gateway_filter(kind: TopicKind, gw: str = "+") -> str:
+    """Subscription filter for one topic kind (all gateways by default)."""
+    if kind is TopicKind.STATUS:
+        return f"{PREFIX}/{gw}/status"
+    if kind is TopicKind.ALERT:
+        return f"{PREFIX}/alerts/#"
+    return f"{PREFIX}/{gw}/+/{kind.value}"
+
+
+def parse_topic(topic: str) -> Topic:
+    """Parse a contract topic; raise ContractError('topic', why) for anything else."""
+    parts = topic.split("/")
+    if len(parts) < 3 or f"{parts[0]}/{parts[1]}" != PREFIX:
+        raise ContractError("topic", f"{topic!r} is not under {PREFIX}/")
+    rest = parts[2:]
+    head = rest[0]
+    if head == "alerts":
+        if len(rest) != 3 or not rest[1] or not rest[2]:
+            raise ContractError("topic", f"{topic!r}: alert topics are {PREFIX}/alerts/RULE/SUBJECT")
+        return Topic(TopicKind.ALERT, rule=rest[1], subject=rest[2])
+    if head == "deadletter" and len(rest) == 1:
+        return Topic(TopicKind.DEADLETTER)
+    if head == "billing":
+        if len(rest) != 2 or not rest[1]:
+            raise ContractError("topic", f"{topic!r}: billing topics are {PREFIX}/billing/KIND")
+        return Topic(TopicKind.BILLING, subject=rest[1])
+    _check_topic_id("gw", head, topic)
+    if len(rest) == 2 and rest[1] == "status":
+        return Topic(TopicKind.STATUS, gw=head)
+    if len(rest) == 3 and rest[2] in _DEVICE_KINDS:
+        _check_topic_id("dev", rest[1], topic)
+        return Topic(_DEVICE_KINDS[rest[2]], gw=head, dev=rest[1])
+    if len(rest) == 4 and rest[2:] == ["cmd", "result"]:
+        _check_topic_id("dev", rest[1], topic)
+        return Topic(TopicKind.CMD_RESULT, gw=head, dev=rest[1])
+    raise ContractError("topic", f"{topic!r} matches no topic of contract v1")
+
+
+def _check_topic_id(name: str, value: str, topic: str) -> None:
+    try:
+        check_id(f"$.{name}", value)
+    except ContractError as exc:
+        raise ContractError("topic", f"{topic!r}: {name} {exc.reason}") from None
