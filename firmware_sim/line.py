@@ -188,11 +188,11 @@ class Line:
         if not answers:
             return
         dev, reply = answers[0]
-        data: bytes | None = reply.data
+        raw = reply.data
         if len(answers) > 1:
             self.faults.counts.collisions += 1
-            data = _collide([r.data for _, r in answers])
-        data, extra = self.faults.apply(dev.name, data)
+            raw = _collide([r.data for _, r in answers])
+        data, extra = self.faults.apply(dev.name, raw)
         if data is None:
             return
         turnaround = max(r.turnaround_s for _, r in answers) + extra
