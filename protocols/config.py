@@ -26,6 +26,21 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Locator:
+    """Maps a field path (as in pydantic's `loc`) to `file:line`, for errors found after validation
+    (duplicate addresses, airtime over budget, ...)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        try:
+            self._node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            self._node = None
+
+    def __call__(self, loc: tuple[Any, ...]) -> str:
+        return f"{self.source}:{_line_of(self._node, loc)}: {_dotted(loc)}"
+
+
 def load(model: type[C], text: str, *, source: str, environ: Mapping[str, str] | None = None) -> C:
     """Parse YAML `text`, apply environment overrides and validate into `model`."""
     try:

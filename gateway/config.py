@@ -1,0 +1,188 @@
+"""Gateway configuration: typed, frozen, validated once at start-up and compiled into a poll plan.
+
+Layer: gateway core. `load_config(path)` parses the YAML (with GRIDEDGE_<SECTION>__<KEY> overrides),
+then `compile_plan` runs the checks a schema cannot express: duplicate device ids, duplicate addresses
+on a bus, ports that do not exist, and the airtime budget (the wire time of one cycle of every device's
+polls at the bus's baud rate against the configured intervals). Every error names file, line and field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from protocols import config as conventions
+from protocols.config import Frozen, Locator
+from protocols.errors import ConfigError
+from protocols.messages import check_id
+
+from .drivers.registry import DeviceConfig, driver_class
+from .line import LineSettings
+from .transport import tcp_address
+
+
+class GatewaySection(Frozen):
+    id: str
+    site: str = ""
+    state_dir: Path = Path("/var/lib/gridedge")
+    status_interval_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        check_id("$.gw", value)
+        return value
+
+
+class SpoolSection(Frozen):
+    path: Path = Path("/var/lib/gridedge/spool.sqlite3")
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    fsync: Literal["always", "normal", "off"] = "always"
+
+
+class BusConfig(Frozen):
+    name: str
+    port: str = Field(description="/dev/ttyUSB0, /dev/serial/by-id/..., or socket://HOST:PORT")
+    baud: int = Field(default=2400, ge=0, le=921600, description="0 for Modbus TCP (no serial line)")
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "E"
+    stopbits: Literal[1, 2] = 1
+    echo: bool = False  # the adapter reads back what it sends (2-wire RS-485 without echo cancel)
+    gap_ms: float | None = Field(default=None, ge=0, le=1000, description="quiet time between requests")
+    max_utilisation: float = Field(default=0.8, gt=0, le=1.0)
+    devices: list[DeviceConfig]
+
+    @property
+    def line(self) -> LineSettings:
+        return LineSettings(self.baud, self.bytesize, self.parity, self.stopbits)
+
+
+class GatewayConfig(Frozen):
+    gateway: GatewaySection
+    spool: SpoolSection = SpoolSection()
+    buses: list[BusConfig]
+
+
+@dataclass(frozen=True)
+class BusBudget:
+    bus: str
+    line: str
+    devices: int
+    cycle_airtime_s: float  # one poll of every device, back to back
+    utilisation: float  # sum over devices of airtime / interval
+    limit: float
+
+    @property
+    def over(self) -> bool:
+        return self.utilisation > self.limit
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: GatewayConfig
+    budgets: list[BusBudget]
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Plan:
+    """Read, validate and compile `path`; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    env = os.environ if environ is None else environ
+    cfg = conventions.load(GatewayConfig, text, source=str(path), environ=env)
+    return compile_plan(cfg, Locator(text, str(path)))
+
+
+def compile_plan(cfg: GatewayConfig, where: Locator, *, check_ports: bool = True) -> Plan:
+    problems: list[str] = []
+    seen_ids: dict[str, tuple[object, ...]] = {}
+    seen_ports: dict[str, int] = {}
+    budgets = []
+    for b, bus in enumerate(cfg.buses):
+        loc: tuple[object, ...] = ("buses", b)
+        if bus.port in seen_ports:
+            problems.append(
+                f"{where((*loc, 'port'))}: port {bus.port} is already used by bus {seen_ports[bus.port]}"
+            )
+        seen_ports[bus.port] = b
+        if check_ports and (why := _port_problem(bus.port)):
+            problems.append(f"{where((*loc, 'port'))}: {why}")
+        problems += _check_devices(bus, loc, where, seen_ids)
+        budget = _budget(bus)
+        budgets.append(budget)
+        if budget.over:
+            problems.append(
+                f"{where((*loc, 'devices'))}: bus {bus.name} is over capacity: the polls need "
+                f"{budget.utilisation:.0%} of the line at {bus.line.describe()} (limit {budget.limit:.0%}); "
+                "lengthen intervals, raise the baud rate or split the bus"
+            )
+    if problems:
+        raise ConfigError(problems)
+    return Plan(cfg, budgets)
+
+
+def _check_devices(
+    bus: BusConfig, loc: tuple[object, ...], where: Locator, seen_ids: dict[str, tuple[object, ...]]
+) -> list[str]:
+    problems = []
+    addresses: dict[tuple[str, object], str] = {}
+    for d, dev in enumerate(bus.devices):
+        dloc = (*loc, "devices", d)
+        try:
+            check_id("$.dev", dev.id)
+        except Exception as exc:
+            problems.append(f"{where((*dloc, 'id'))}: {exc}")
+        if dev.id in seen_ids:
+            problems.append(f"{where((*dloc, 'id'))}: device id {dev.id!r} is used twice")
+        seen_ids[dev.id] = dloc
+        for key in _addresses(dev):
+            if key in addresses:
+                other = addresses[key]
+                problems.append(
+                    f"{where(dloc)}: {key[0]} address {key[1]} on bus {bus.name} is used by {other}"
+                )
+            addresses[key] = dev.id
+    return problems
+
+
+def _addresses(dev: DeviceConfig) -> list[tuple[str, object]]:
+    if dev.kind == "dlt645":
+        return [("DL/T 645", dev.address)]
+    if dev.kind == "modbus":
+        return [("Modbus", dev.unit)]
+    return [("hall", a) for a in dev.addresses()]
+
+
+def _budget(bus: BusConfig) -> BusBudget:
+    line = bus.line
+    cycle = 0.0
+    utilisation = 0.0
+    enabled = [d for d in bus.devices if d.enabled]
+    for dev in enabled:
+        cls = driver_class(dev.kind)
+        airtime = cls.poll_airtime_s(dev, line) + cls.line_gap_s(line)
+        cycle += airtime
+        utilisation += airtime / dev.interval_s
+    return BusBudget(bus.name, line.describe(), len(enabled), cycle, utilisation, bus.max_utilisation)
+
+
+def _port_problem(port: str) -> str:
+    try:
+        if tcp_address(port) is not None:
+            return ""
+    except ValueError as exc:
+        return str(exc)
+    if not os.path.exists(port):
+        return (
+            f"serial port {port} does not exist (is the USB adapter plugged in? see `ls /dev/serial/by-id/`)"
+        )
+    if not os.access(port, os.R_OK | os.W_OK):
+        return f"no permission to open {port}: add the service user to the 'dialout' group"
+    return ""

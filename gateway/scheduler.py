@@ -1,0 +1,91 @@
+"""Poll scheduling: one named task per device, intervals aligned to wall-clock boundaries.
+
+Layer: gateway core. Readings of many gateways line up in dashboards because every device polls at
+multiples of its interval (plus a small, stable per-device offset so a bus does not get every request
+at once); each poll is timestamped when it was acquired, not per batch. A failed poll publishes no
+values (never an old value with a fresh timestamp); it updates the device's health instead, and a
+quarantined device is skipped until its probe time so it cannot slow the live devices on its bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .drivers.base import Driver, PollResult
+from .errors import GatewayError
+from .health import DeviceHealth, HealthPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    async def poll_result(self, driver: Driver, result: PollResult) -> None: ...
+
+    async def health(self, driver: Driver, dev: str, health: DeviceHealth) -> None: ...
+
+
+def phase_offset(device_id: str, interval_s: float) -> float:
+    """A stable offset in [0, min(5 % of the interval, 2 s)) derived from the device id."""
+    digest = hashlib.blake2b(device_id.encode(), digest_size=4).digest()
+    return (int.from_bytes(digest, "big") / 2**32) * min(0.05 * interval_s, 2.0)
+
+
+def next_slot(now: float, interval_s: float, offset: float) -> float:
+    """The next wall-clock time that is a multiple of the interval, plus the offset."""
+    return (math.floor((now - offset) / interval_s) + 1) * interval_s + offset
+
+
+@dataclass
+class DeviceRunner:
+    driver: Driver
+    sink: Sink
+    policy: HealthPolicy = field(default_factory=HealthPolicy)
+    wall: Callable[[], float] = time.time
+    health: DeviceHealth = field(init=False)
+    overruns: int = 0
+
+    def __post_init__(self) -> None:
+        self.health = DeviceHealth(self.policy)
+
+    async def run(self, *, first_poll_delay_s: float = 0.0) -> None:
+        interval = self.driver.config.interval_s
+        offset = phase_offset(self.driver.id, interval)
+        await asyncio.sleep(first_poll_delay_s)
+        await self.poll_once()
+        while True:
+            now = self.wall()
+            due = next_slot(now, interval, offset)
+            await asyncio.sleep(max(due - now, 0.0))
+            await self.poll_once()
+            if self.wall() - due > interval:
+                self.overruns += 1
+
+    async def poll_once(self) -> None:
+        if not self.health.may_poll(time.monotonic()):
+            return
+        self.driver.probing = self.health.state == "probing"
+        started = time.monotonic()
+        try:
+            result = await self.driver.poll()
+        except GatewayError as exc:
+            first = self.health.consecutive_failures == 0
+            self.health.failure(time.monotonic(), type(exc).__name__)
+            (log.warning if first else log.debug)(
+                "%s: poll failed (%s): %s", self.driver.id, self.health.state, exc
+            )
+        else:
+            latency_ms = (time.monotonic() - started) * 1000
+            if self.health.consecutive_failures:
+                log.warning("%s: answering again", self.driver.id)
+            self.health.success(int(self.wall() * 1000), latency_ms)
+            await self.sink.poll_result(self.driver, result)
+        if self.health.changed:
+            self.health.changed = False
+            await self.sink.health(self.driver, self.driver.id, self.health)

@@ -1,0 +1,1 @@
+"""Modbus: register maps, planner, codec, describe, simulator and interop tests."""
