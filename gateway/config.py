@@ -45,6 +45,39 @@ class SpoolSection(Frozen):
     fsync: Literal["always", "normal", "off"] = "always"
 
 
+class TlsSection(Frozen):
+    ca_file: Path | None = Field(default=None, description="CA bundle; default: the system's")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(default=False, description="skip hostname verification (testing only)")
+
+
+class MqttSection(Frozen):
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = Field(default="", description="default gridedge-<gateway id>; must be stable")
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = Field(default=None, description="read the password from this file")
+    tls: TlsSection | None = None
+    qos: Literal[0, 1] = 1
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(default=7 * 86400, ge=0, description="broker keeps our session this long")
+    max_inflight: int = Field(default=32, ge=1, le=1000, description="unacknowledged publishes at once")
+    batch_samples: int = Field(default=100, ge=1, le=1000, description="samples per replay message")
+    publish_timeout_s: float = Field(default=20.0, gt=0)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    def identifier(self, gateway_id: str) -> str:
+        return self.client_id or f"gridedge-{gateway_id}"
+
+    def secret(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return self.password
+
+
 class BusConfig(Frozen):
     name: str
     port: str = Field(description="/dev/ttyUSB0, /dev/serial/by-id/..., or socket://HOST:PORT")
@@ -64,6 +97,7 @@ class BusConfig(Frozen):
 
 class GatewayConfig(Frozen):
     gateway: GatewaySection
+    mqtt: MqttSection = MqttSection()
     spool: SpoolSection = SpoolSection()
     buses: list[BusConfig]
 
@@ -115,7 +149,8 @@ def compile_plan(cfg: GatewayConfig, where: Locator, *, check_ports: bool = True
         if check_ports and (why := _port_problem(bus.port)):
             problems.append(f"{where((*loc, 'port'))}: {why}")
         problems += _check_devices(bus, loc, where, seen_ids)
-        budget = _budget(bus)
+        budget, unplannable = _budget(bus, loc, where)
+        problems += unplannable
         budgets.append(budget)
         if budget.over:
             problems.append(
@@ -160,17 +195,30 @@ def _addresses(dev: DeviceConfig) -> list[tuple[str, object]]:
     return [("hall", a) for a in dev.addresses()]
 
 
-def _budget(bus: BusConfig) -> BusBudget:
+def _budget(bus: BusConfig, loc: tuple[object, ...], where: Locator) -> tuple[BusBudget, list[str]]:
+    """The bus's airtime budget, and the problems of devices whose poll cannot even be planned (an
+    unknown register map or point, a device kind whose driver is missing)."""
     line = bus.line
     cycle = 0.0
     utilisation = 0.0
-    enabled = [d for d in bus.devices if d.enabled]
-    for dev in enabled:
-        cls = driver_class(dev.kind)
-        airtime = cls.poll_airtime_s(dev, line) + cls.line_gap_s(line)
+    problems = []
+    enabled = [(d, dev) for d, dev in enumerate(bus.devices) if dev.enabled]
+    for d, dev in enabled:
+        try:
+            cls = driver_class(dev.kind)
+            airtime = cls.poll_airtime_s(dev, line) + cls.line_gap_s(line)
+        except ConfigError as exc:
+            problems += [f"{where((*loc, 'devices', d))}: device {dev.id}: {p}" for p in exc.problems]
+            continue
+        except ImportError as exc:
+            problems.append(
+                f"{where((*loc, 'devices', d))}: device {dev.id}: {dev.kind} driver missing: {exc}"
+            )
+            continue
         cycle += airtime
         utilisation += airtime / dev.interval_s
-    return BusBudget(bus.name, line.describe(), len(enabled), cycle, utilisation, bus.max_utilisation)
+    budget = BusBudget(bus.name, line.describe(), len(enabled), cycle, utilisation, bus.max_utilisation)
+    return budget, problems
 
 
 def _port_problem(port: str) -> str:

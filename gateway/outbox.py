@@ -12,6 +12,9 @@ from protocols import topics
 from .drivers.base import DeviceEvent, Sample
 from .health import DeviceHealth
 
+reading_topic = topics.reading_topic
+event_topic = topics.event_topic
+
 
 def reading(gw: str, dev: str, protocol: str, sample: Sample, seq: int) -> tuple[str, m.Reading]:
     msg = m.Reading(

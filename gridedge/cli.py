@@ -18,9 +18,10 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrars() -> list[Register]:
     from firmware_sim import cli as sim_cli
+    from gateway import cli as gateway_cli
     from gridedge import decode_cmd
 
-    return [decode_cmd.register, sim_cli.register]
+    return [gateway_cli.register, decode_cmd.register, sim_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,151 @@
+"""The gateway service: buses, drivers, one poll task per device, the spool and the publisher.
+
+Layer: gateway composition. `run(plan)` is what `gridedge gateway run` calls: it installs SIGTERM /
+SIGINT handlers and runs `serve(plan, stop)` until one arrives. Shutdown order: stop polling, drain
+the spool to the broker for up to `drain_s`, publish the retained offline status, close the ports,
+checkpoint the spool (what was not published stays there for the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from protocols import messages as m
+
+from .bus import Bus
+from .config import GatewayConfig, Plan
+from .drivers.base import Driver, DriverContext
+from .drivers.registry import driver_class
+from .pipeline import SpoolSink
+from .publisher import Publisher, StatusSource
+from .scheduler import DeviceRunner
+from .spool import Spool
+
+log = logging.getLogger("gateway")
+
+DRAIN_S = 5.0
+
+
+def gateway_version() -> str:
+    try:
+        return version("gridedge")
+    except PackageNotFoundError:
+        return "0+source"
+
+
+def run(plan: Plan) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean shutdown."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(plan, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+class Gateway:
+    """The running parts, exposed for the commissioning CLI, the command handler and tests."""
+
+    def __init__(self, cfg: GatewayConfig, spool: Spool) -> None:
+        self.cfg = cfg
+        self.spool = spool
+        self.buses: dict[str, Bus] = {}
+        self.drivers: dict[str, Driver] = {}
+        self.runners: dict[str, DeviceRunner] = {}
+        self.publisher = Publisher(
+            cfg.gateway.id,
+            cfg.mqtt,
+            spool,
+            StatusSource(gateway_version(), self.bus_status),
+            status_interval_s=cfg.gateway.status_interval_s,
+        )
+        self.sink = SpoolSink(cfg.gateway.id, spool, self.publisher)
+
+    def bus_status(self) -> list[m.BusStatus]:
+        out = []
+        for bus_cfg in self.cfg.buses:
+            bus = self.buses.get(bus_cfg.name)
+            state = bus.state if bus is not None else "closed"
+            out.append(
+                m.BusStatus(
+                    name=bus_cfg.name,
+                    port=bus_cfg.port,
+                    state=state if state in ("open", "reconnecting") else "closed",  # type: ignore[arg-type]
+                    devices=len(bus_cfg.devices),
+                )
+            )
+        return out
+
+    def context(self) -> DriverContext:
+        return DriverContext(
+            gateway_id=self.cfg.gateway.id,
+            clock_ms=lambda: int(time.time() * 1000),
+            state_dir=self.cfg.gateway.state_dir,
+            log=logging.getLogger("gateway.device"),
+        )
+
+
+async def serve(
+    plan: Plan,
+    stop: asyncio.Event,
+    *,
+    on_ready: Callable[[Gateway], None] | None = None,
+    drain_s: float = DRAIN_S,
+) -> None:
+    cfg = plan.config
+    await asyncio.to_thread(Path(cfg.gateway.state_dir).mkdir, parents=True, exist_ok=True)
+    spool = await Spool.open(cfg.spool.path, max_bytes=cfg.spool.max_bytes, fsync=cfg.spool.fsync)
+    gw = Gateway(cfg, spool)
+    log.info(
+        "gateway %s: %d bus(es), %d device(s), spool %s holds %d record(s)",
+        cfg.gateway.id,
+        len(cfg.buses),
+        sum(len(b.devices) for b in cfg.buses),
+        cfg.spool.path,
+        spool.stats.depth,
+    )
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for bus_cfg in cfg.buses:
+                bus = Bus(bus_cfg.name, bus_cfg.port, bus_cfg.line, echo=bus_cfg.echo)
+                gw.buses[bus_cfg.name] = await stack.enter_async_context(bus)
+                for dev in bus_cfg.devices:
+                    if not dev.enabled:
+                        continue
+                    driver = driver_class(dev.kind)(dev, bus, gw.context())
+                    gw.drivers[dev.id] = driver
+                    gw.runners[dev.id] = DeviceRunner(driver, gw.sink)
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    publisher = tg.create_task(gw.publisher.run(), name="mqtt:publisher")
+                    polls = [
+                        tg.create_task(runner.run(), name=f"poll:{dev}") for dev, runner in gw.runners.items()
+                    ]
+                    if on_ready is not None:
+                        on_ready(gw)
+                    await stop.wait()
+                    log.info("gateway %s: stopping", cfg.gateway.id)
+                    for task in polls:
+                        task.cancel()
+                    await gw.publisher.stop(drain_s)
+                    await publisher
+            finally:
+                for driver in gw.drivers.values():
+                    try:
+                        await driver.aclose()
+                    except Exception:
+                        log.exception("%s: could not persist its state on shutdown", driver.id)
+    finally:
+        await spool.close()
+        log.info("gateway %s: stopped; %d record(s) kept in the spool", cfg.gateway.id, spool.stats.depth)

@@ -1,0 +1,50 @@
+"""The scheduler's sink: poll results into the spool, device health to the publisher's retained topics.
+
+Layer: gateway core. Readings and events are written to the spool (durable, with their seq) before
+anything is published; health is retained state, not history, so it bypasses the spool.
+"""
+
+from __future__ import annotations
+
+import time
+
+from protocols import messages as m
+
+from . import outbox
+from .drivers.base import DeviceEvent, Driver, PollResult, Sample
+from .health import DeviceHealth
+from .publisher import Publisher
+from .spool import Entry, Spool
+
+
+class SpoolSink:
+    def __init__(self, gateway_id: str, spool: Spool, publisher: Publisher) -> None:
+        self.gw = gateway_id
+        self.spool = spool
+        self.publisher = publisher
+
+    async def poll_result(self, driver: Driver, result: PollResult) -> None:
+        entries = [self._reading(driver, s) for s in result.samples if s.values or s.quality]
+        entries += [self._event(driver, e) for e in result.events]
+        await self.spool.add(entries)
+
+    async def health(self, driver: Driver, dev: str, health: DeviceHealth) -> None:
+        seq = await self.spool.allocate_seq()
+        topic, msg = outbox.health(self.gw, dev, health, seq, int(time.time() * 1000))
+        self.publisher.set_retained(topic, m.encode(msg))
+
+    def _reading(self, driver: Driver, sample: Sample) -> Entry:
+        gw, dev, protocol = self.gw, driver.id, driver.kind
+
+        def build(seq: int) -> bytes:
+            return m.encode(outbox.reading(gw, dev, protocol, sample, seq)[1])
+
+        return Entry(dev, "reading", outbox.reading_topic(gw, dev), build)
+
+    def _event(self, driver: Driver, event: DeviceEvent) -> Entry:
+        gw, dev = self.gw, event.dev or driver.id
+
+        def build(seq: int) -> bytes:
+            return m.encode(outbox.event(gw, dev, event, seq)[1])
+
+        return Entry(dev, "event", outbox.event_topic(gw, dev), build)
