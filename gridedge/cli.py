@@ -20,8 +20,9 @@ def _registrars() -> list[Register]:
     from firmware_sim import cli as sim_cli
     from gateway import cli as gateway_cli
     from gridedge import decode_cmd
+    from ingest import cli as ingest_cli
 
-    return [gateway_cli.register, decode_cmd.register, sim_cli.register]
+    return [gateway_cli.register, ingest_cli.register, decode_cmd.register, sim_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

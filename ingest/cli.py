@@ -1,0 +1,68 @@
+"""`gridedge ingest run -c ingest.yaml` (and `gridedge ingest check -c ingest.yaml`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from protocols.errors import ConfigError
+
+from .config import IngestConfig, load_config
+from .service import Ingest
+from .topology import Topology
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ingest", help="the ingest service: MQTT -> InfluxDB (+ dead letters, self-metrics)")
+    cmds = p.add_subparsers(dest="ingest_command", metavar="COMMAND", required=True)
+    run = cmds.add_parser("run", help="run the writer (SIGHUP reloads the topology, SIGTERM stops)")
+    run.add_argument("-c", "--config", required=True)
+    run.set_defaults(handler=run_ingest)
+    check = cmds.add_parser("check", help="validate a config and its topology file")
+    check.add_argument("-c", "--config", required=True)
+    check.set_defaults(handler=run_check)
+
+
+def _load(path: str) -> tuple[IngestConfig, Topology] | None:
+    try:
+        cfg = load_config(path)
+        topology = Topology.load(cfg.topology) if cfg.topology is not None else Topology.empty()
+    except ConfigError as exc:
+        print(f"gridedge ingest: {len(exc.problems)} problem(s) in the config:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+    return cfg, topology
+
+
+def run_check(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return 2
+    cfg, topology = loaded
+    print(
+        f"ok: mqtt {cfg.mqtt.host}:{cfg.mqtt.port} {cfg.mqtt.filters()} -> influx {cfg.influx.url} "
+        f"(v{cfg.influx.version}); topology: {len(topology.devices)} device(s)"
+    )
+    return 0
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return 2
+    cfg, topology = loaded
+
+    async def main() -> None:
+        ingest = Ingest(cfg, topology)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, ingest.reload_topology)
+        await ingest.run(stop)
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,97 @@
+"""Ingest configuration (`gridedge ingest run -c ingest.yaml`): typed, frozen, validated once.
+
+Layer: ingest configuration. Environment overrides: GRIDEDGE_<SECTION>__<KEY>, e.g. GRIDEDGE_INFLUX__URL,
+GRIDEDGE_MQTT__PORT. Errors name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from protocols import topics
+from protocols.config import Frozen
+from protocols.config import load as load_model
+from protocols.errors import ConfigError
+
+DEFAULT_TOPICS = [
+    topics.gateway_filter(topics.TopicKind.READING),
+    topics.gateway_filter(topics.TopicKind.EVENT),
+    topics.gateway_filter(topics.TopicKind.HEALTH),
+    topics.gateway_filter(topics.TopicKind.STATUS),
+]
+
+
+class MqttSection(Frozen):
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = Field(default="gridedge-ingest", description="fixed: the broker keeps our session")
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = None
+    tls_ca_file: Path | None = None
+    topics: list[str] = Field(default_factory=lambda: list(DEFAULT_TOPICS))
+    shared_group: str | None = Field(default=None, description="subscribe as $share/GROUP/... to split load")
+    max_unacked: int = Field(default=2000, ge=1, le=65535, description="messages in flight to us")
+    session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    keepalive_s: int = Field(default=30, ge=5)
+
+    def secret(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return self.password
+
+    def filters(self) -> list[str]:
+        if self.shared_group:
+            return [f"$share/{self.shared_group}/{t}" for t in self.topics]
+        return list(self.topics)
+
+
+class InfluxSection(Frozen):
+    url: str = "http://127.0.0.1:8086"
+    version: Literal[1, 2] = 1
+    # 1.x
+    database: str = "gridedge"
+    retention_policy: str = ""
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    # 2.x / 3.x
+    org: str = ""
+    bucket: str = ""
+    token: str | None = Field(default=None, repr=False)
+    # batching
+    batch_points: int = Field(default=10000, ge=1, le=1_000_000)
+    flush_interval_s: float = Field(default=0.2, gt=0, le=60)
+    timeout_s: float = Field(default=10.0, gt=0)
+    retry_min_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    create_database: bool = Field(default=True, description="1.x: CREATE DATABASE at start (idempotent)")
+
+
+class MetricsSection(Frozen):
+    interval_s: float = Field(default=10.0, gt=0)
+    instance: str = Field(default="", description="tag for this writer (default: the MQTT client id)")
+    prometheus_port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class IngestConfig(Frozen):
+    mqtt: MqttSection = MqttSection()
+    influx: InfluxSection = InfluxSection()
+    topology: Path | None = None
+    metrics: MetricsSection = MetricsSection()
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> IngestConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    cfg = load_model(IngestConfig, text, source=str(path), environ=os.environ if environ is None else environ)
+    if cfg.topology is not None and not cfg.topology.is_absolute():
+        cfg = cfg.model_copy(update={"topology": path.parent / cfg.topology})
+    return cfg

@@ -1,0 +1,118 @@
+"""Contract messages -> InfluxDB line protocol, per the schema in architecture.md.
+
+Layer: pure mapping for the ingest (no I/O). Timestamps are the acquisition times in the payload,
+never the arrival time, so a replayed message overwrites its points instead of duplicating them.
+
+| measurement     | tags                                            | fields                          |
+| meter           | gw, dev, protocol + topology (site, area, ...)  | canonical values                |
+| meter_event     | gw, dev, kind + topology                        | the event's data, seq           |
+| hall_event      | gw, hall, counter, kind                         | ticket, wait_s, service_s, ...  |
+| rating          | gw, hall, counter, staff                        | score, level                    |
+| device_health   | gw, dev                                         | online, state, latency_ms, ...  |
+| gateway         | gw                                              | spool_depth, publish_lag_s, ... |
+
+Numbers are written as floats (an integer-looking 230.0 and 230 must not conflict in InfluxDB),
+except counters that are integers by nature (seq, polls, failures, errors, spool figures).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from protocols import messages as m
+
+from .lineproto import point
+from .topology import Topology
+
+HALL_EVENTS: Final = frozenset(
+    {
+        m.EventKind.TICKET_ISSUED,
+        m.EventKind.TICKET_CALLED,
+        m.EventKind.TICKET_RECALLED,
+        m.EventKind.TICKET_SUSPENDED,
+        m.EventKind.SERVICE_STARTED,
+        m.EventKind.SERVICE_FINISHED,
+        m.EventKind.TICKET_ABANDONED,
+        m.EventKind.TICKET_TRANSFERRED,
+        m.EventKind.RATING_TIMEOUT,
+        m.EventKind.COUNTER_STATE,
+        m.EventKind.STAFF_LOGIN,
+        m.EventKind.STAFF_LOGOUT,
+    }
+)
+_HALL_TAGS: Final = ("hall", "counter")
+
+
+def _field(value: Any) -> Any:
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    return str(value)
+
+
+def lines_for(message: m.Message, topology: Topology) -> list[str]:
+    """The line-protocol lines of one decoded, validated message (may be empty)."""
+    if isinstance(message, m.Reading):
+        return reading_lines(message, topology)
+    if isinstance(message, m.Event):
+        return [event_line(message, topology)]
+    if isinstance(message, m.Health):
+        return [health_line(message)]
+    if isinstance(message, m.Status):
+        return [status_line(message)]
+    return []
+
+
+def reading_lines(r: m.Reading, topology: Topology) -> list[str]:
+    tags = {"gw": r.gw, "dev": r.dev, "protocol": r.protocol, **topology.tags(r.gw, r.dev)}
+    out = []
+    for sample in r.samples():
+        fields = {k: _field(v) for k, v in sample.values.items()}
+        if fields:
+            out.append(point("meter", tags, fields, sample.ts))
+    return out
+
+
+def event_line(e: m.Event, topology: Topology) -> str:
+    data = {k: v for k, v in e.data.items() if v is not None}
+    if e.event is m.EventKind.RATING:
+        tags = {"gw": e.gw, "hall": str(data.pop("hall", "")), "counter": str(data.pop("counter", ""))}
+        tags["staff"] = str(data.pop("staff", ""))
+        fields = {"score": _field(data.pop("level")), "level": str(data.pop("label", "")), "seq": e.seq}
+        fields.update({k: _field(v) for k, v in data.items()})
+        return point("rating", tags, fields, e.ts)
+    if e.event in HALL_EVENTS:
+        tags = {"gw": e.gw, "kind": e.event.value, **{t: str(data.pop(t, "")) for t in _HALL_TAGS}}
+        fields = {k: _field(v) for k, v in data.items()}
+        fields["seq"] = e.seq
+        fields["ticket"] = str(fields.get("ticket", ""))
+        return point("hall_event", tags, fields, e.ts)
+    tags = {"gw": e.gw, "dev": e.dev, "kind": e.event.value, **topology.tags(e.gw, e.dev)}
+    fields = {k: _field(v) for k, v in data.items()}
+    fields["seq"] = e.seq
+    return point("meter_event", tags, fields, e.ts)
+
+
+def health_line(h: m.Health) -> str:
+    fields: dict[str, Any] = {
+        "online": h.state == "online",
+        "state": h.state,
+        "polls": h.polls,
+        "failures": h.failures,
+        "errors": sum(h.errors.values()),
+    }
+    if h.latency_ms is not None:
+        fields["latency_ms"] = float(h.latency_ms)
+    return point("device_health", {"gw": h.gw, "dev": h.dev}, fields, h.ts)
+
+
+def status_line(s: m.Status) -> str:
+    fields: dict[str, Any] = {
+        "online": s.state == "online",
+        "spool_depth": s.spool_depth,
+        "spool_dropped": s.spool_dropped,
+        "publish_lag_s": float(s.publish_lag_s),
+        "uptime_s": float(s.uptime_s),
+    }
+    return point("gateway", {"gw": s.gw}, fields, s.ts)

@@ -1,0 +1,304 @@
+"""The ingest writer: MQTT deliveries -> validated messages -> line protocol -> InfluxDB -> PUBACK.
+
+Layer: ingest service. One consumer task batches deliveries (by points and by time), writes the batch,
+dead-letters what cannot be stored (malformed payloads at decode, lines the database refuses), and only
+then acknowledges the batch's deliveries to the broker. A database outage stops acknowledgements, so
+the broker holds the backlog (Receive Maximum bounds what we hold); a crash before the acks means the
+broker redelivers and the rewrite overwrites the same points (no duplicates).
+
+Self-metrics go to InfluxDB as measurement `ingest` and, optionally, to a Prometheus text endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field, fields
+
+from protocols import messages as m
+from protocols import topics
+from protocols.errors import ContractError
+
+from .config import IngestConfig
+from .errors import RetryableWrite
+from .influx import InfluxV1, InfluxWriter, make_writer
+from .lineproto import point
+from .schema import lines_for
+from .subscriber import Delivery, Subscriber
+from .topology import Topology
+
+log = logging.getLogger("ingest")
+
+_MODELS: dict[topics.TopicKind, type[m.Reading] | type[m.Event] | type[m.Health] | type[m.Status]] = {
+    topics.TopicKind.READING: m.Reading,
+    topics.TopicKind.EVENT: m.Event,
+    topics.TopicKind.HEALTH: m.Health,
+    topics.TopicKind.STATUS: m.Status,
+}
+
+
+@dataclass
+class IngestStats:
+    messages_in: int = 0
+    readings_in: int = 0
+    points_written: int = 0
+    batches: int = 0
+    batch_latency_ms: float = 0.0
+    deadletters: int = 0
+    rejected_points: int = 0
+    write_retries: int = 0
+    acked: int = 0
+    redelivered_unacked: int = 0
+    oldest_unacked_s: float = 0.0
+    mqtt_connected: bool = False
+    influx_ok: bool = True
+    broker_dropped: int = 0
+
+
+@dataclass
+class Batch:
+    deliveries: list[Delivery] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)  # index into deliveries, per line
+    dead: list[tuple[Delivery, ContractError]] = field(default_factory=list)
+    readings: int = 0
+
+    def __len__(self) -> int:
+        return len(self.deliveries)
+
+
+class Ingest:
+    def __init__(self, cfg: IngestConfig, topology: Topology | None = None) -> None:
+        self.cfg = cfg
+        self.topology = topology or Topology.empty()
+        self.stats = IngestStats()
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self.subscriber = Subscriber(cfg.mqtt, self.queue)
+        self.writer: InfluxWriter = make_writer(cfg.influx)
+        self.instance = cfg.metrics.instance or cfg.mqtt.client_id
+        self._extra_lines: list[str] = []
+        self._broker_dropped_seen: int | None = None
+
+    def reload_topology(self) -> None:
+        if self.cfg.topology is None:
+            return
+        try:
+            self.topology = Topology.load(self.cfg.topology)
+        except Exception as exc:  # keep the previous topology; say why the new one was refused
+            log.error("topology %s not reloaded: %s", self.cfg.topology, exc)
+            return
+        log.warning("topology %s reloaded: %d device(s)", self.cfg.topology, len(self.topology.devices))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._prepare_database(stop)
+        self.subscriber.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._consume(), name="ingest:consume"),
+                    tg.create_task(self._metrics(), name="ingest:metrics"),
+                ]
+                if self.cfg.metrics.prometheus_port is not None:
+                    tasks.append(tg.create_task(self._prometheus(), name="ingest:prometheus"))
+                await stop.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            await asyncio.to_thread(self.subscriber.stop)
+            await self.writer.close()
+
+    async def _prepare_database(self, stop: asyncio.Event) -> None:
+        if not isinstance(self.writer, InfluxV1) or not self.cfg.influx.create_database:
+            return
+        delay = self.cfg.influx.retry_min_s
+        while not stop.is_set():
+            try:
+                await self.writer.create_database()
+                return
+            except RetryableWrite as exc:
+                log.warning("influx: %s; retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, self.cfg.influx.retry_max_s)
+
+    # ---- the consumer -----------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
+        batch = Batch()
+        deadline = 0.0
+        limit = self.cfg.influx.batch_points
+        while True:
+            if not batch:
+                d = await self.queue.get()
+                deadline = loop.time() + self.cfg.influx.flush_interval_s
+                self._add(batch, d)
+            while not self.queue.empty() and len(batch.lines) < limit:
+                self._add(batch, self.queue.get_nowait())
+            if len(batch.lines) < limit and (wait := deadline - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    self._add(batch, await asyncio.wait_for(self.queue.get(), wait))
+                continue
+            await self._flush(batch)
+            batch = Batch()
+
+    def _add(self, batch: Batch, d: Delivery) -> None:
+        self.stats.messages_in += 1
+        index = len(batch.deliveries)
+        batch.deliveries.append(d)
+        try:
+            message = self._decode(d)
+            lines = lines_for(message, self.topology)
+        except ContractError as exc:
+            batch.dead.append((d, exc))
+            return
+        except ValueError as exc:  # a value line protocol cannot carry (NaN, ...)
+            batch.dead.append((d, ContractError("$", str(exc))))
+            return
+        if isinstance(message, m.Reading):
+            batch.readings += 1 + len(message.more)
+        batch.lines += lines
+        batch.owners += [index] * len(lines)
+
+    def _decode(self, d: Delivery) -> m.Message:
+        where = topics.parse_topic(d.topic)
+        model = _MODELS.get(where.kind)
+        if model is None:
+            raise ContractError("topic", f"{d.topic}: the ingest does not store {where.kind.value} messages")
+        message: m.Reading | m.Event | m.Health | m.Status = m.decode(
+            model,  # type: ignore[type-var]
+            d.payload,
+            now_ms=int(time.time() * 1000),
+        )
+        if message.gw != where.gw:
+            raise ContractError("$.gw", f"payload gateway {message.gw!r} != topic gateway {where.gw!r}")
+        dev = getattr(message, "dev", "")
+        if where.dev and dev != where.dev:
+            raise ContractError("$.dev", f"payload device {dev!r} != topic device {where.dev!r}")
+        return message
+
+    async def _flush(self, batch: Batch) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        lines = batch.lines + self._extra_lines
+        self._extra_lines = []
+        rejected = await self._write(lines)
+        for line, reason in rejected:
+            self.stats.rejected_points += 1
+            try:
+                owner = batch.deliveries[batch.owners[lines.index(line)]]
+            except (ValueError, IndexError):
+                log.error("influx refused a self-metrics line: %s: %s", reason, line)
+                continue
+            batch.dead.append((owner, ContractError("$", f"InfluxDB refused the point: {reason}")))
+        dead_ids: set[int] = set()
+        for d, exc in batch.dead:
+            if id(d) in dead_ids:
+                continue
+            dead_ids.add(id(d))
+            if not await self._deadletter(d, exc):
+                # the broker did not take the dead letter: do not ack the original, it comes back
+                batch.deliveries = [x for x in batch.deliveries if x is not d]
+        self.stats.batches += 1
+        self.stats.points_written += len(lines) - len(rejected)
+        self.stats.readings_in += batch.readings
+        self.stats.batch_latency_ms = round((loop.time() - started) * 1000, 1)
+        acked = await asyncio.to_thread(self.subscriber.ack, batch.deliveries)
+        self.stats.acked += acked
+        self.stats.redelivered_unacked += len(batch.deliveries) - acked
+
+    async def _write(self, lines: list[str]) -> list[tuple[str, str]]:
+        delay = self.cfg.influx.retry_min_s
+        first = True
+        while True:
+            try:
+                rejected = await self.writer.write(lines)
+            except RetryableWrite as exc:
+                self.stats.write_retries += 1
+                self.stats.influx_ok = False
+                wait = (
+                    exc.retry_after_s if exc.retry_after_s is not None else random.uniform(delay / 2, delay)
+                )
+                (log.warning if first else log.debug)("influx: %s; retrying in %.1f s", exc, wait)
+                first = False
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self.cfg.influx.retry_max_s)
+                continue
+            if not self.stats.influx_ok:
+                log.warning("influx: writing again")
+            self.stats.influx_ok = True
+            return rejected
+
+    async def _deadletter(self, d: Delivery, exc: ContractError) -> bool:
+        self.stats.deadletters += 1
+        letter = m.DeadLetter(
+            schema=m.SCHEMA_VERSION,
+            ts=int(time.time() * 1000),
+            topic=d.topic,
+            field=exc.field,
+            reason=exc.reason,
+            payload=d.payload[:4096].decode("utf-8", "replace"),
+        )
+        log.info("dead letter: %s: %s: %s", d.topic, exc.field, exc.reason)
+        return await self.subscriber.publish(topics.DEADLETTER_TOPIC, m.encode(letter))
+
+    # ---- self-metrics -----------------------------------------------------------------------------
+
+    def metric_fields(self) -> dict[str, float | int | bool]:
+        loop = asyncio.get_running_loop()
+        s = self.stats
+        s.mqtt_connected = self.subscriber.connected.is_set()
+        s.oldest_unacked_s = 0.0
+        if not self.queue.empty():
+            s.oldest_unacked_s = round(loop.time() - self.queue._queue[0].received, 3)  # type: ignore[attr-defined]
+        if self.subscriber.broker_dropped is not None:
+            s.broker_dropped = self.subscriber.broker_dropped
+        return {f.name: getattr(s, f.name) for f in fields(s)}
+
+    async def _metrics(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.metrics.interval_s)
+            values = self.metric_fields()
+            dropped = self.subscriber.broker_dropped
+            if dropped is not None:
+                if self._broker_dropped_seen is not None and dropped > self._broker_dropped_seen:
+                    log.error(
+                        "broker dropped %d message(s) since the last check ($SYS/broker/publish/messages/"
+                        "dropped): raise max_queued_bytes or add writers",
+                        dropped - self._broker_dropped_seen,
+                    )
+                self._broker_dropped_seen = dropped
+            self._extra_lines.append(
+                point("ingest", {"instance": self.instance}, values, int(time.time() * 1000))
+            )
+            if self.queue.empty():  # nothing is flowing: still record the metrics
+                with contextlib.suppress(RetryableWrite):
+                    await self.writer.write(self._extra_lines)
+                    self._extra_lines = []
+
+    async def _prometheus(self) -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                body = "".join(
+                    f"gridedge_ingest_{k} {float(v)}\n" for k, v in self.metric_fields().items()
+                ).encode()
+                head = (
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                )
+                writer.write(head.encode() + body)
+                await writer.drain()
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        port = self.cfg.metrics.prometheus_port
+        server = await asyncio.start_server(handle, "0.0.0.0", port)
+        async with server:
+            log.info("prometheus metrics on :%d/metrics", server.sockets[0].getsockname()[1])
+            await server.serve_forever()
