@@ -19,10 +19,18 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _registrars() -> list[Register]:
     from firmware_sim import cli as sim_cli
     from gateway import cli as gateway_cli
-    from gridedge import decode_cmd
+    from gateway.commission import cli as commission_cli
+    from gridedge import decode_cmd, demo
     from ingest import cli as ingest_cli
 
-    return [gateway_cli.register, ingest_cli.register, decode_cmd.register, sim_cli.register]
+    return [
+        gateway_cli.register,
+        commission_cli.register,
+        ingest_cli.register,
+        decode_cmd.register,
+        sim_cli.register,
+        demo.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -17,7 +18,9 @@ from ..bus import Bus
 from ..errors import GatewayError
 from ..line import LineSettings
 
-PROTOCOLS = ("dlt645", "modbus", "hall")
+PROTOCOLS = tuple(
+    name for name in ("dlt645", "modbus", "hall") if importlib.util.find_spec(f"gateway.commission.{name}")
+)  # a protocol whose commissioning module is not written yet is not offered
 
 
 def protocol_module(name: str) -> ModuleType:

@@ -1,0 +1,37 @@
+"""`gridedge demo` end to end: simulators -> gateway -> Mosquitto -> ingest -> InfluxDB, then a clean stop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.mark.timeout(120)
+def test_demo_runs_the_whole_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gridedge",
+            "demo",
+            "--workdir",
+            str(tmp_path),
+            "--duration",
+            "25",
+            "--no-live",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "mb-11" in result.stdout and "mb-12" in result.stdout, result.stdout
+    assert "0 dead letter(s)" in result.stdout
+    gateway_log = (tmp_path / "gateway.log").read_text()
+    assert "stopped; 0 record(s) kept in the spool" in gateway_log
