@@ -150,7 +150,8 @@ class Line:
             first_at = 0.0
             while True:
                 try:
-                    chunk = await asyncio.wait_for(reader.read(4096), self._gap if buf else None)
+                    async with asyncio.timeout(self._gap if buf else None):
+                        chunk = await reader.read(4096)
                 except TimeoutError:
                     await self._handle(bytes(buf), first_at, write)
                     buf.clear()

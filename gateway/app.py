@@ -120,12 +120,13 @@ async def serve(
             for bus_cfg in cfg.buses:
                 bus = Bus(bus_cfg.name, bus_cfg.port, bus_cfg.line, echo=bus_cfg.echo)
                 gw.buses[bus_cfg.name] = await stack.enter_async_context(bus)
+                turn = asyncio.Lock()
                 for dev in bus_cfg.devices:
                     if not dev.enabled:
                         continue
                     driver = driver_class(dev.kind)(dev, bus, gw.context())
                     gw.drivers[dev.id] = driver
-                    gw.runners[dev.id] = DeviceRunner(driver, gw.sink)
+                    gw.runners[dev.id] = DeviceRunner(driver, gw.sink, turn=turn)
             try:
                 async with asyncio.TaskGroup() as tg:
                     publisher = tg.create_task(gw.publisher.run(), name="mqtt:publisher")

@@ -146,7 +146,8 @@ class Bus:
 
     async def wait_connected(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
         return self._connected.is_set()
 
     def utilisation(self) -> float:
@@ -212,7 +213,8 @@ class Bus:
         """While the port is down, fail queued work immediately instead of letting it pile up."""
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                _, _, job = await asyncio.wait_for(self._queue.get(), remaining)
+                async with asyncio.timeout(remaining):
+                    _, _, job = await self._queue.get()
             except TimeoutError:
                 return
             if not job.future.done():

@@ -130,7 +130,8 @@ class Publisher:
                     self.stats.connected = False
                     await self._flush_acks()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._rng.uniform(delay / 2, delay))
+                    async with asyncio.timeout(self._rng.uniform(delay / 2, delay)):
+                        await self._stopping.wait()
                 delay = min(delay * 2, self.cfg.reconnect_max_s)
         finally:
             self._stopped.set()
@@ -193,7 +194,8 @@ class Publisher:
         while self.spool.stats.depth > 0 and (left := self._drain_deadline - time.monotonic()) > 0:
             self._acked.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acked.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._acked.wait()
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         window = asyncio.Semaphore(self.cfg.max_inflight)

@@ -48,6 +48,10 @@ class DeviceRunner:
     sink: Sink
     policy: HealthPolicy = field(default_factory=HealthPolicy)
     wall: Callable[[], float] = time.time
+    # shared by the devices of one bus: a poll runs its transactions back to back instead of
+    # interleaving with every other device's, so each reading is complete (and published) in the
+    # time of its own poll, not of the whole bus cycle; commands do not take it and still go first
+    turn: asyncio.Lock | None = None
     health: DeviceHealth = field(init=False)
     overruns: int = 0
 
@@ -73,7 +77,12 @@ class DeviceRunner:
         self.driver.probing = self.health.state == "probing"
         started = time.monotonic()
         try:
-            result = await self.driver.poll()
+            if self.turn is None:
+                result = await self.driver.poll()
+            else:
+                async with self.turn:
+                    started = time.monotonic()
+                    result = await self.driver.poll()
         except GatewayError as exc:
             first = self.health.consecutive_failures == 0
             self.health.failure(time.monotonic(), type(exc).__name__)

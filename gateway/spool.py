@@ -123,7 +123,8 @@ class Spool:
 
     async def wait_changed(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             return
         finally:

@@ -37,7 +37,8 @@ class Transport:
 
     async def open(self) -> None:
         try:
-            self._reader, self._writer = await asyncio.wait_for(self._connect(), timeout=10)
+            async with asyncio.timeout(10):
+                self._reader, self._writer = await self._connect()
         except (OSError, serial.SerialException, TimeoutError, ValueError, termios.error) as exc:
             raise PortUnavailable(f"{self.url}: cannot open: {exc}") from exc
 
@@ -77,7 +78,10 @@ class Transport:
         if self._reader is None:
             raise PortUnavailable(f"{self.url}: not open")
         try:
-            data = await asyncio.wait_for(self._reader.read(_READ_CHUNK), max(timeout, 0.0))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+            # arrives as the read completes, and a bus worker that ignores cancel never stops
+            async with asyncio.timeout(max(timeout, 0.0)):
+                data = await self._reader.read(_READ_CHUNK)
         except TimeoutError:
             return b""
         except (OSError, serial.SerialException, ConnectionError) as exc:

@@ -142,6 +142,8 @@ def _watch(demo: Demo, influx: InfluxDB, duration: float, *, live: bool) -> None
 
     deadline = time.monotonic() + duration if duration else float("inf")
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # a log file or a pipe: do not cut the 12-digit meter addresses
     ctx: Any = Live(console=console, refresh_per_second=1) if live else contextlib.nullcontext()
     last_print = 0.0
     with ctx as view:
@@ -165,7 +167,7 @@ def _table(influx: InfluxDB) -> Any:
 
     table = Table(title="gridedge demo: latest readings in InfluxDB (database gridedge)")
     for col in ("device", "time", "voltage A (V)", "power (kW)", "energy (kWh)", "balance (CNY)", "relay"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True, justify="left" if col in ("device", "relay") else "right")
     try:
         series = influx.query(
             'SELECT last("voltage_a_v"), last("power_active_kw"), last("energy_import_kwh"), '
@@ -188,9 +190,15 @@ def _table(influx: InfluxDB) -> Any:
         table.add_row(
             tags.get("dev", "?"),
             when,
-            *(f"{x:.2f}" if isinstance(x, float) else str(x) for x in (v, p, e, b, r)),
+            *(_number(x) for x in (v, p, e, b, r)),
         )
     if health:
         _, messages, dead = health[0]["values"][0]  # type: ignore[index]
         table.caption = f"ingest: {messages} message(s) in, {dead} dead letter(s)"
     return table
+
+
+def _number(x: object) -> str:
+    if isinstance(x, int | float) and not isinstance(x, bool):
+        return f"{x:.2f}"
+    return "-" if x is None else str(x)

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from protocols import messages as m
 
-from .lineproto import point
+from .lineproto import escape_tag, field_set, point, series
 from .topology import Topology
 
 HALL_EVENTS: Final = frozenset(
@@ -64,14 +64,38 @@ def lines_for(message: m.Message, topology: Topology) -> list[str]:
     return []
 
 
+_SERIES_LIMIT: Final = 100_000
+_series_cache: dict[tuple[int, str, str, str], str] = {}
+
+
 def reading_lines(r: m.Reading, topology: Topology) -> list[str]:
-    tags = {"gw": r.gw, "dev": r.dev, "protocol": r.protocol, **topology.tags(r.gw, r.dev)}
+    # the hot path: the series (measurement + sorted, escaped tags) is built once per device and
+    # topology version; values were validated by the contract (finite numbers, known names)
+    key = (id(topology), r.gw, r.dev, r.protocol)
+    head = _series_cache.get(key)
+    if head is None:
+        if len(_series_cache) >= _SERIES_LIMIT:
+            _series_cache.clear()
+        tags = {"gw": r.gw, "dev": r.dev, "protocol": r.protocol, **topology.tags(r.gw, r.dev)}
+        head = _series_cache[key] = series("meter", tags)
     out = []
-    for sample in r.samples():
-        fields = {k: _field(v) for k, v in sample.values.items()}
-        if fields:
-            out.append(point("meter", tags, fields, sample.ts))
+    for ts, values in ((r.ts, r.values), *((s.ts, s.values) for s in r.more)):
+        if values:
+            out.append(f"{head} {_fields(values)} {ts}")
     return out
+
+
+def _fields(values: dict[str, m.Scalar]) -> str:
+    parts = []
+    for key, value in values.items():
+        kind = type(value)
+        if kind is float:
+            parts.append(f"{escape_tag(key)}={value!r}")
+        elif kind is int:
+            parts.append(f"{escape_tag(key)}={float(value)!r}")
+        else:
+            parts.append(field_set({key: value}))  # bool, str: rare, escaped by the general path
+    return ",".join(parts)
 
 
 def event_line(e: m.Event, topology: Topology) -> str:

@@ -32,6 +32,8 @@ from .topology import Topology
 
 log = logging.getLogger("ingest")
 
+TAKE = 1000  # deliveries taken from the subscriber at once
+
 _MODELS: dict[topics.TopicKind, type[m.Reading] | type[m.Event] | type[m.Health] | type[m.Status]] = {
     topics.TopicKind.READING: m.Reading,
     topics.TopicKind.EVENT: m.Event,
@@ -75,8 +77,8 @@ class Ingest:
         self.cfg = cfg
         self.topology = topology or Topology.empty()
         self.stats = IngestStats()
-        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
-        self.subscriber = Subscriber(cfg.mqtt, self.queue)
+        self.subscriber = Subscriber(cfg.mqtt)
+        self._batches: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
         self.writer: InfluxWriter = make_writer(cfg.influx)
         self.instance = cfg.metrics.instance or cfg.mqtt.client_id
         self._extra_lines: list[str] = []
@@ -99,6 +101,7 @@ class Ingest:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._consume(), name="ingest:consume"),
+                    tg.create_task(self._write_batches(), name="ingest:write"),
                     tg.create_task(self._metrics(), name="ingest:metrics"),
                 ]
                 if self.cfg.metrics.prometheus_port is not None:
@@ -121,29 +124,35 @@ class Ingest:
             except RetryableWrite as exc:
                 log.warning("influx: %s; retrying in %.1f s", exc, delay)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
                 delay = min(delay * 2, self.cfg.influx.retry_max_s)
 
     # ---- the consumer -----------------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        """Build batches (by points and by time) and hand them to the writer; decoding the next batch
+        overlaps with writing the previous one."""
         loop = asyncio.get_running_loop()
-        batch = Batch()
-        deadline = 0.0
         limit = self.cfg.influx.batch_points
         while True:
-            if not batch:
-                d = await self.queue.get()
-                deadline = loop.time() + self.cfg.influx.flush_interval_s
-                self._add(batch, d)
-            while not self.queue.empty() and len(batch.lines) < limit:
-                self._add(batch, self.queue.get_nowait())
-            if len(batch.lines) < limit and (wait := deadline - loop.time()) > 0:
-                with contextlib.suppress(TimeoutError):
-                    self._add(batch, await asyncio.wait_for(self.queue.get(), wait))
-                continue
-            await self._flush(batch)
             batch = Batch()
+            deadline: float | None = None
+            while len(batch.lines) < limit:
+                timeout = None if deadline is None else deadline - loop.time()
+                if timeout is not None and timeout <= 0:
+                    break
+                for d in await self.subscriber.take(TAKE, timeout):
+                    self._add(batch, d)
+                if deadline is None and batch:
+                    deadline = loop.time() + self.cfg.influx.flush_interval_s
+            if batch:
+                await self._batches.put(batch)
+
+    async def _write_batches(self) -> None:
+        while True:
+            batch = await self._batches.get()
+            await self._flush(batch)
 
     def _add(self, batch: Batch, d: Delivery) -> None:
         self.stats.messages_in += 1
@@ -248,12 +257,10 @@ class Ingest:
     # ---- self-metrics -----------------------------------------------------------------------------
 
     def metric_fields(self) -> dict[str, float | int | bool]:
-        loop = asyncio.get_running_loop()
         s = self.stats
         s.mqtt_connected = self.subscriber.connected.is_set()
-        s.oldest_unacked_s = 0.0
-        if not self.queue.empty():
-            s.oldest_unacked_s = round(loop.time() - self.queue._queue[0].received, 3)  # type: ignore[attr-defined]
+        oldest = self.subscriber.oldest_received()
+        s.oldest_unacked_s = 0.0 if oldest is None else round(time.monotonic() - oldest, 3)
         if self.subscriber.broker_dropped is not None:
             s.broker_dropped = self.subscriber.broker_dropped
         return {f.name: getattr(s, f.name) for f in fields(s)}
@@ -274,7 +281,7 @@ class Ingest:
             self._extra_lines.append(
                 point("ingest", {"instance": self.instance}, values, int(time.time() * 1000))
             )
-            if self.queue.empty():  # nothing is flowing: still record the metrics
+            if not self.subscriber.backlog and self._batches.empty():  # idle: still record the metrics
                 with contextlib.suppress(RetryableWrite):
                     await self.writer.write(self._extra_lines)
                     self._extra_lines = []

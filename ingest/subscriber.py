@@ -14,10 +14,12 @@ write is idempotent. (aiomqtt has no manual acknowledgement, hence paho directly
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -40,13 +42,17 @@ class Delivery:
     qos: int
     topic: str
     payload: bytes
-    received: float  # loop time
+    received: float  # time.monotonic() when paho handed it over
 
 
 class Subscriber:
-    def __init__(self, cfg: MqttSection, queue: asyncio.Queue[Delivery]) -> None:
+    def __init__(self, cfg: MqttSection) -> None:
         self.cfg = cfg
-        self.queue = queue
+        # paho's thread appends; the event loop is woken once per burst, not once per message
+        self._inbox: collections.deque[Delivery] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._wake_pending = False
+        self._wake_lock = threading.Lock()
         self.generation = 0
         self.connected = threading.Event()
         self.broker_dropped: int | None = None
@@ -129,9 +135,46 @@ class Subscriber:
                 self.broker_dropped = int(msg.payload)
             return
         assert self._loop is not None
-        d = Delivery(self.generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), 0.0)
-        self._loop.call_soon_threadsafe(self._enqueue, d)
+        self._inbox.append(
+            Delivery(self.generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.monotonic())
+        )
+        with self._wake_lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._wake)
 
-    def _enqueue(self, d: Delivery) -> None:
-        assert self._loop is not None
-        self.queue.put_nowait(Delivery(d.generation, d.mid, d.qos, d.topic, d.payload, self._loop.time()))
+    def _wake(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False
+        self._arrived.set()
+
+    # ---- event loop side --------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        return len(self._inbox)
+
+    def oldest_received(self) -> float | None:
+        try:
+            received: float = self._inbox[0].received
+            return received
+        except IndexError:
+            return None
+
+    async def take(self, limit: int, timeout: float | None) -> list[Delivery]:
+        """Up to `limit` deliveries, waiting up to `timeout` (None: forever) for the first one."""
+        if not self._inbox:
+            self._arrived.clear()
+            if not self._inbox:
+                if timeout is None:
+                    await self._arrived.wait()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await self._arrived.wait()
+        out: list[Delivery] = []
+        inbox = self._inbox
+        while inbox and len(out) < limit:
+            out.append(inbox.popleft())
+        return out

@@ -310,16 +310,32 @@ def _check_ts(path: str, ts: int, now_ms: int | None) -> None:
 
 
 def _validate_reading(message: Reading, now_ms: int | None) -> None:
-    for index, sample in enumerate(message.samples()):
-        prefix = "$" if index == 0 else f"$.more[{index - 1}]"
-        _check_ts(f"{prefix}.ts", sample.ts, now_ms)
-        if index and sample.seq < 0:
+    # hot path of the ingest: no per-value string building unless a value is wrong
+    _validate_sample("$", message.ts, message.values, message.quality, now_ms)
+    for index, sample in enumerate(message.more):
+        prefix = f"$.more[{index}]"
+        if sample.seq < 0:
             raise ContractError(f"{prefix}.seq", "must be >= 0")
-        for name, value in sample.values.items():
-            check_value(f"{prefix}.values.{name}", name, value)
-        for name in sample.quality:
-            if name not in VOCABULARY:
-                raise ContractError(f"{prefix}.quality.{name}", f"unknown canonical name {name!r}")
+        _validate_sample(prefix, sample.ts, sample.values, sample.quality, now_ms)
+
+
+def _validate_sample(
+    prefix: str, ts: int, values: dict[str, Scalar], quality: dict[str, Quality], now_ms: int | None
+) -> None:
+    if ts < MIN_TS_MS or (now_ms is not None and ts > now_ms + MAX_FUTURE_MS):
+        _check_ts(f"{prefix}.ts", ts, now_ms)
+    types = _VALUE_TYPES
+    for name, value in values.items():
+        kind = types.get(name)
+        if kind is ValueType.FLOAT and type(value) is float and math.isfinite(value):
+            continue
+        check_value(f"{prefix}.values.{name}", name, value)
+    for name in quality:
+        if name not in VOCABULARY:
+            raise ContractError(f"{prefix}.quality.{name}", f"unknown canonical name {name!r}")
+
+
+_VALUE_TYPES: Final = {name: entry.type for name, entry in VOCABULARY.items()}
 
 
 def check_value(path: str, name: str, value: Scalar) -> None:

@@ -32,7 +32,9 @@ async def test_100k_readings_from_200_devices_arrive_exactly_once(mosquitto, inf
             await asyncio.to_thread(pub.publish_all, messages)
         finally:
             pub.close()
-        await wait_until(lambda: ingest.stats.messages_in >= len(messages) and ingest.queue.empty(), 120)
+        await wait_until(
+            lambda: ingest.stats.messages_in >= len(messages) and not ingest.subscriber.backlog, 120
+        )
         await wait_until(lambda: ingest.stats.acked >= len(messages), 30)
     assert count(influxdb) == 100_000
     per_series = influxdb.query('SELECT count("voltage_a_v") FROM "meter" GROUP BY "dev"')

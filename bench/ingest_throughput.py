@@ -1,0 +1,252 @@
+"""Ingest throughput: gridedge's writer vs a naive loop, on the same broker and influxd, side by side.
+
+    .venv/bin/python bench/ingest_throughput.py [--readings 100000] [--per-message 1]
+
+Method: a private Mosquitto (deploy/mosquitto.conf settings) and a private influxd 1.x are started.
+For each consumer, its persistent session is created first, then the readings (10 values each, 200
+devices) are published into the broker, then the consumer is started and timed until InfluxDB holds
+every point (counted with InfluxQL). That is the drain rate of a backlog: the consumer's maximum.
+The naive loop is paho -> json.loads -> line protocol -> POST /write in batches of 5000, acking
+automatically (it can lose data on a crash; gridedge acks after the write). Figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
+from ingest.config import IngestConfig  # noqa: E402
+from ingest.service import Ingest  # noqa: E402
+from protocols.config import load as load_model  # noqa: E402
+
+T0 = 1_763_800_000_000
+VALUES = (
+    "voltage_a_v",
+    "voltage_b_v",
+    "voltage_c_v",
+    "current_a_a",
+    "current_b_a",
+    "current_c_a",
+    "power_active_kw",
+    "power_factor",
+    "energy_import_kwh",
+    "balance_cny",
+)
+
+
+def messages(readings: int, per_message: int, devices: int = 200) -> list[tuple[str, bytes]]:
+    out = []
+    per_device = readings // devices
+    for d in range(devices):
+        dev = f"m{d:04d}"
+        for start in range(0, per_device, per_message):
+            samples = []
+            for i in range(start, min(start + per_message, per_device)):
+                seq = d * per_device + i + 1
+                samples.append(
+                    {"seq": seq, "ts": T0 + i * 1000, "values": {k: 200.0 + (seq % 97) / 10 for k in VALUES}}
+                )
+            head, more = samples[0], samples[1:]
+            payload = {"schema": 1, "gw": "gw-bench", "dev": dev, **head, "protocol": "dlt645"}
+            if more:
+                payload["more"] = more
+            out.append((f"gridedge/v1/gw-bench/{dev}/reading", json.dumps(payload).encode()))
+    return out
+
+
+def publish(port: int, msgs: list[tuple[str, bytes]]) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub")
+    c.max_inflight_messages_set(1000)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    pending = []
+    for topic, payload in msgs:
+        if len(pending) >= 20000:
+            pending.pop(0).wait_for_publish(60)
+        pending.append(c.publish(topic, payload, qos=1))
+    for info in pending:
+        info.wait_for_publish(60)
+    c.disconnect()
+    c.loop_stop()
+
+
+def prepare_session(port: int, client_id: str) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
+    c.loop_start()
+    c.subscribe("gridedge/v1/+/+/reading", qos=1)[1]
+    time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def count(db: InfluxDB) -> int:
+    s = db.query('SELECT count("voltage_a_v") FROM "meter"')
+    return int(s[0]["values"][0][1]) if s else 0
+
+
+def wait_count(db: InfluxDB, n: int, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count(db) >= n:
+            return time.monotonic()
+        time.sleep(0.5)
+    raise TimeoutError(f"only {count(db)} of {n} points after {timeout} s")
+
+
+def run_gridedge(broker: Mosquitto, db: InfluxDB, n: int) -> dict[str, float]:
+    doc = {
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": broker.port,
+            "client_id": "bench-gridedge",
+            "max_unacked": 20000,
+        },
+        "influx": {"url": db.url, "database": db.database, "batch_points": 5000, "flush_interval_s": 0.2},
+    }
+    cfg = load_model(IngestConfig, json.dumps(doc), source="bench", environ={})
+    result: dict[str, float] = {}
+
+    async def main() -> None:
+        ingest = Ingest(cfg)
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingest.run(stop), name="bench:ingest")
+        started = time.monotonic()
+        done = await asyncio.to_thread(wait_count, db, n)
+        result["seconds"] = done - started
+        result["rss_mb"] = _rss_mb()
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    return result
+
+
+def run_naive(broker: Mosquitto, db: InfluxDB, n: int) -> dict[str, float]:
+    lock = threading.Lock()
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal batch
+        with lock:
+            lines, batch = batch, []
+        if lines:
+            req = urllib.request.Request(
+                f"{db.url}/write?db={db.database}&precision=ms",
+                data=("\n".join(lines)).encode(),
+                method="POST",
+            )
+            urllib.request.urlopen(req, timeout=30).read()
+
+    def on_message(client, userdata, msg) -> None:  # type: ignore[no-untyped-def]
+        r = json.loads(msg.payload)
+        for s in [r, *r.get("more", [])]:
+            fields = ",".join(f"{k}={float(v)}" for k, v in s["values"].items())
+            line = f"meter,gw={r['gw']},dev={r['dev']},protocol={r.get('protocol', '')} {fields} {s['ts']}"
+            with lock:
+                batch.append(line)
+        if len(batch) >= 5000:
+            flush()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    started = time.monotonic()
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    c.loop_start()
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.wait(0.2):
+            flush()
+
+    threading.Thread(target=ticker, daemon=True).start()
+    done = wait_count(db, n)
+    stop.set()
+    c.disconnect()
+    c.loop_stop()
+    return {"seconds": done - started, "rss_mb": _rss_mb()}
+
+
+def _rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--readings", type=int, default=100_000)
+    p.add_argument("--per-message", type=int, default=1)
+    p.add_argument("--only", choices=("gridedge", "naive"), default=None)
+    args = p.parse_args()
+    msgs = messages(args.readings, args.per_message)
+    n = len(msgs) and args.readings // 200 * 200
+    print(f"{n} readings of {len(VALUES)} values in {len(msgs)} messages ({args.per_message} per message)")
+    for name in ("naive", "gridedge"):
+        if args.only and name != args.only:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            broker = Mosquitto(Path(tmp) / "mosquitto")
+            db = InfluxDB(Path(tmp) / "influxd", database="bench")
+            broker.start()
+            db.start()
+            try:
+                client_id = "bench-gridedge" if name == "gridedge" else "bench-naive"
+                prepare_session(broker.port, client_id)
+                publish(broker.port, msgs)
+                if name == "gridedge":
+                    # run in a fresh process so RSS is the writer's own
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--child", str(broker.port), db.url, str(n)],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
+                    res = json.loads(out.strip().splitlines()[-1])
+                else:
+                    res = run_naive(broker, db, n)
+                assert count(db) == n, f"{name}: {count(db)} points, expected {n}"
+                rate = n / res["seconds"]
+                print(f"{name:9} {rate:9.0f} readings/s  ({res['seconds']:.2f} s, ", end="")
+                print(f"peak RSS {res['rss_mb']:.0f} MB, 0 lost)")
+            finally:
+                db.stop()
+                broker.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        port, url, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+        broker = Mosquitto(Path("/nonexistent"), port=port)
+        db = InfluxDB(Path("/nonexistent"), port=int(url.rsplit(":", 1)[1]), database="bench")
+        print(json.dumps(run_gridedge(broker, db, n)))
+    else:
+        main()

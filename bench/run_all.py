@@ -1,0 +1,22 @@
+"""`make bench`: every benchmark, one after the other, figures printed (minutes, not part of make test)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = [
+    ["bus_efficiency.py", "--meters", "8", "--seconds", "30"],
+    ["ingest_throughput.py", "--readings", "100000", "--per-message", "1"],
+    ["ingest_throughput.py", "--readings", "100000", "--per-message", "10"],
+    ["gateway_footprint.py", "--seconds", "180"],
+]
+
+if __name__ == "__main__":
+    failed = 0
+    for run in RUNS:
+        print(f"\n== {' '.join(run)}", flush=True)
+        failed += subprocess.run([sys.executable, str(HERE / run[0]), *run[1:]], check=False).returncode != 0
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,232 @@
+"""DL/T 645 meters (2007 and 1997) on the shared RS-485 bus, as a gateway driver.
+
+Layer: gateway driver. A poll reads the configured items one request each (following up the 2007
+"more frames" replies), decodes them with the `protocols.dlt645` catalogue and maps them onto the
+canonical vocabulary (status word 3 becomes relay / relay_commanded / keep_power / pre_trip_alarm).
+An item the meter refuses (abnormal reply: "no requested data") marks only that item `error`; a meter
+that does not answer at all fails the poll. Commands: 0x1C remote control (trip, allow close, close,
+alarm, keep-power) with the configured password level, and the broadcast time sync 0x08.
+
+Meter clocks run on China Standard Time (UTC+8, no daylight saving), which the time sync and the
+command's valid-until time use.
+
+Must not: open the port (the Bus owns it) or know any topic or payload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, ClassVar, Final
+
+from protocols.dlt645 import (
+    BROADCAST,
+    ControlCommand,
+    Credentials,
+    Item,
+    MeterRefused,
+    ReadReply,
+    ReplyMatcher,
+    UnknownItem,
+    Version,
+    canonical_values,
+    check_reply,
+    control_request,
+    decode_values,
+    join_read_replies,
+    lookup,
+    parse_read_reply,
+    read_follow_request,
+    read_request,
+    time_sync_request,
+)
+from protocols.dlt645 import Frame as DltFrame
+from protocols.errors import ConfigError, DecodeError, ProtocolError
+from protocols.messages import EventKind, Quality, Scalar
+from protocols.vocabulary import CANONICAL_NAMES
+
+from ..bus import Priority
+from ..errors import BusError, DeviceError, GatewayError
+from ..line import LineSettings, Timing
+from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult, Sample
+from .dlt645_config import Dlt645Device
+
+CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")
+FRAME_OVERHEAD: Final = 12  # 68 A0..A5 68 C L .. CS 16
+MAX_FOLLOW_UPS: Final = 16
+BLOCK_GUESS_BYTES: Final = 20  # a tariff block of total + 4 tariffs
+CONTROL_VALID_S: Final = 300
+ACTIONS: Final[dict[str, ControlCommand | None]] = {
+    "trip": ControlCommand.TRIP,
+    "allow_close": ControlCommand.ALLOW_CLOSE,
+    "close": ControlCommand.CLOSE,
+    "alarm_on": ControlCommand.ALARM_ON,
+    "alarm_off": ControlCommand.ALARM_OFF,
+    "keep_power_on": ControlCommand.KEEP_POWER_ON,
+    "keep_power_off": ControlCommand.KEEP_POWER_OFF,
+    "time_sync": None,
+}
+READ_BACK: Final = "status_word_3"
+
+
+def resolve_items(config: Dlt645Device) -> list[Item]:
+    items, problems = [], []
+    for key in config.items:
+        try:
+            items.append(lookup(key, config.version))
+        except UnknownItem as exc:
+            problems.append(f"items: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return items
+
+
+class Dlt645Driver(Driver):
+    kind: ClassVar[str] = "dlt645"
+    config_model: ClassVar[type[Dlt645Device]] = Dlt645Device
+    actions: ClassVar[frozenset[str]] = frozenset(ACTIONS)
+
+    def __init__(self, config: Dlt645Device, bus: Any, ctx: DriverContext) -> None:
+        super().__init__(config, bus, ctx)
+        self.cfg = config
+        self.version = Version(config.version)
+        self.items = resolve_items(config)
+        self._last_relay: Scalar | None = None
+
+    @classmethod
+    def poll_airtime_s(cls, config: Any, line: LineSettings) -> float:
+        total = 0.0
+        di_size = 4 if config.version == "2007" else 2
+        for item in resolve_items(config):
+            request = config.preamble + FRAME_OVERHEAD + di_size
+            reply = 4 + FRAME_OVERHEAD + di_size + (item.size or BLOCK_GUESS_BYTES)
+            total += line.wire_time(request + reply) + config.turnaround_ms / 1000 + cls.line_gap_s(line)
+        return total
+
+    @classmethod
+    def line_gap_s(cls, line: LineSettings) -> float:
+        # DL/T 645 has no silence rule; meters want a short pause after the last frame on the line
+        return max(4 * line.char_time(), 0.02)
+
+    @cached_property
+    def _timing(self) -> Timing:
+        return Timing(
+            first_byte_s=self.cfg.reply_timeout_ms / 1000,
+            inter_byte_s=max(self.cfg.byte_timeout_ms / 1000, 3 * self.bus.line.char_time()),
+            gap_before_s=self.line_gap_s(self.bus.line),
+        )
+
+    # ---- transactions ---------------------------------------------------------------------------
+
+    async def transact(self, request: DltFrame, priority: Priority = Priority.POLL) -> DltFrame:
+        timing = self._timing
+        if not self.probing:
+            timing = Timing(
+                timing.first_byte_s, timing.inter_byte_s, timing.gap_before_s, 0.0, self.cfg.retries
+            )
+        reply: DltFrame = await self.bus.transact(
+            request.encode(self.cfg.preamble),
+            lambda: ReplyMatcher.for_request(request),
+            timing,
+            priority=priority,
+            device=self.id,
+        )
+        return reply
+
+    async def read_item(self, item: Item, priority: Priority = Priority.POLL) -> ReadReply:
+        """One item, following up continuation frames; raises MeterRefused, DecodeError, BusError."""
+        address, v = self.cfg.address, self.version
+        first = parse_read_reply(await self.transact(read_request(address, item.di, v), priority), v, item.di)
+        if not first.follow_up:
+            return first
+        parts = [first]
+        while parts[-1].follow_up and len(parts) <= MAX_FOLLOW_UPS:
+            request = read_follow_request(address, item.di, len(parts), v)
+            parts.append(parse_read_reply(await self.transact(request, priority), v, item.di))
+        return ReadReply(address, v, item.di, join_read_replies(parts), False)
+
+    # ---- polling --------------------------------------------------------------------------------
+
+    async def poll(self) -> PollResult:
+        ts_ms = self.ctx.clock_ms()
+        values: dict[str, Scalar] = {}
+        quality: dict[str, Quality] = {}
+        answered = False
+        for item in self.items:
+            try:
+                reply = await self.read_item(item)
+                decoded = decode_values(item, reply.data)
+            except MeterRefused as exc:
+                answered = True
+                self._mark(quality, item, exc)
+                continue
+            except (DecodeError, ProtocolError) as exc:
+                answered = True
+                self._mark(quality, item, exc)
+                continue
+            except BusError:
+                if not answered:
+                    raise  # a silent meter: fail fast, do not spend airtime on its other items
+                self._mark(quality, item, None)
+                continue
+            answered = True
+            values.update(canonical_values(decoded))
+        if not values and quality:
+            raise DeviceError(f"{self.id}: the meter refused every item")
+        result = PollResult(samples=[Sample(ts_ms, values, quality)])
+        relay = values.get("relay")
+        if relay is not None and self._last_relay is not None and relay != self._last_relay:
+            data = {"relay": relay, "previous": self._last_relay}
+            result.events.append(DeviceEvent(ts_ms, EventKind.RELAY_CHANGE, data))
+        if relay is not None:
+            self._last_relay = relay
+        return result
+
+    def _mark(self, quality: dict[str, Quality], item: Item, exc: Exception | None) -> None:
+        if exc is not None:
+            self.ctx.log.warning("%s: %s: %s", self.id, item, exc)
+        if item.name in CANONICAL_NAMES:
+            quality[item.name] = "error"
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    def check_command(self, action: str, params: Mapping[str, Any]) -> None:
+        super().check_command(action, params)
+        if ACTIONS[action] is not None and not self.cfg.control:
+            raise CommandRejected(f"{self.id}: remote control is not enabled for this meter (control: false)")
+        if ACTIONS[action] is not None and self.version != Version.V2007:
+            raise CommandRejected(f"{self.id}: 0x1C remote control needs a DL/T 645-2007 meter")
+
+    async def execute(self, action: str, params: Mapping[str, Any]) -> CommandOutcome:
+        self.check_command(action, params)
+        command = ACTIONS[action]
+        now = dt.datetime.now(CST).replace(tzinfo=None)
+        if command is None:
+            frame = time_sync_request(now, BROADCAST if params.get("broadcast", True) else self.cfg.address)
+            await self.bus.send(frame.encode(self.cfg.preamble), Timing(0, 0, self._timing.gap_before_s, 0.5))
+            return CommandOutcome("done", answer={"time": now.isoformat(timespec="seconds")})
+        creds = Credentials(self.cfg.password_level, self.cfg.password, self.cfg.operator)
+        request = control_request(
+            self.cfg.address, command, now + dt.timedelta(seconds=CONTROL_VALID_S), creds
+        )
+        try:
+            check_reply(await self.transact(request, Priority.COMMAND))
+        except MeterRefused as exc:
+            return CommandOutcome("failed", f"meter refused {action}: {exc}", state=await self._read_back())
+        except (GatewayError, ProtocolError) as exc:
+            return CommandOutcome("failed", f"{action} not confirmed: {exc}")
+        return CommandOutcome(
+            "done", answer={"command": f"{int(command):#04x}"}, state=await self._read_back()
+        )
+
+    async def _read_back(self) -> dict[str, Scalar | None]:
+        try:
+            item = lookup(READ_BACK, self.version)
+            reply = await self.read_item(item, Priority.COMMAND)
+            return dict(canonical_values(decode_values(item, reply.data)))
+        except (GatewayError, ProtocolError):
+            return {}
+
+
+DRIVER = Dlt645Driver
