@@ -118,7 +118,8 @@ async def serve(
     try:
         async with contextlib.AsyncExitStack() as stack:
             for bus_cfg in cfg.buses:
-                bus = Bus(bus_cfg.name, bus_cfg.port, bus_cfg.line, echo=bus_cfg.echo)
+                gap_s = (bus_cfg.gap_ms or 0.0) / 1000
+                bus = Bus(bus_cfg.name, bus_cfg.port, bus_cfg.line, echo=bus_cfg.echo, min_gap_s=gap_s)
                 gw.buses[bus_cfg.name] = await stack.enter_async_context(bus)
                 turn = asyncio.Lock()
                 for dev in bus_cfg.devices:

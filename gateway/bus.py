@@ -109,6 +109,7 @@ class Bus:
         transport_factory: Callable[[str, LineSettings], Transport] = Transport,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
+        min_gap_s: float = 0.0,
     ) -> None:
         self.name = name
         self.url = url
@@ -122,6 +123,7 @@ class Bus:
         self._quiet_until = 0.0
         self._last_activity = 0.0
         self._reconnect = (reconnect_min_s, reconnect_max_s)
+        self.min_gap_s = min_gap_s  # the bus's `gap_ms`: slow adapters / meters need more than the protocol
         self._task_group: asyncio.TaskGroup | None = None
         self._worker: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -260,7 +262,8 @@ class Bus:
 
     async def _once(self, job: Transaction[T]) -> T | None:
         timing = job.timing
-        wait = max(self._quiet_until, self._last_activity + timing.gap_before_s) - time.monotonic()
+        gap = max(timing.gap_before_s, self.min_gap_s)
+        wait = max(self._quiet_until, self._last_activity + gap) - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         self.stats.stray_bytes += await self._transport.discard_input()

@@ -100,8 +100,10 @@ class Dlt645Meter:
         credentials: Credentials | None = None,
         frame_limit: int = MAX_DATA,
         preamble: int = 0,
+        turnaround_s: tuple[float, float] = TURNAROUND_S,
     ) -> None:
         self.address = _meter_address(address)
+        self.turnaround_s = turnaround_s
         self.name = self.address
         self.version = Version(version)
         if not 8 <= frame_limit <= MAX_DATA:
@@ -135,7 +137,7 @@ class Dlt645Meter:
             reply = answer or reply
         if reply is None:
             return None
-        return SimReply(reply.encode(self.preamble), self._rng.uniform(*TURNAROUND_S))
+        return SimReply(reply.encode(self.preamble), self._rng.uniform(*self.turnaround_s))
 
     # ---- faults, the button and inspection -------------------------------------------------------
 
@@ -427,6 +429,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--frame-limit", type=int, default=MAX_DATA, help="longest DATA field; longer values use follow-ups"
     )
     parser.add_argument("--preamble", type=int, default=0, help="FE bytes before each reply (0..4)")
+    parser.add_argument(
+        "--turnaround-ms",
+        type=_turnaround,
+        default=TURNAROUND_S,
+        help="reply delay MIN[-MAX] in ms, uniform (default 20-100; the standard allows 20-500)",
+    )
+
+
+def _turnaround(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    try:
+        lo, hi = float(low) / 1000, float(high or low) / 1000
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN[-MAX] milliseconds") from None
+    if not 0.0 <= lo <= hi <= 5.0:
+        raise argparse.ArgumentTypeError(f"turnaround {text} ms must be 0 <= MIN <= MAX <= 5000")
+    return lo, hi
 
 
 def build(args: argparse.Namespace, start_time: float) -> list[Dlt645Meter]:
@@ -443,6 +462,7 @@ def build(args: argparse.Namespace, start_time: float) -> list[Dlt645Meter]:
             credentials=getattr(args, "password", None),
             frame_limit=getattr(args, "frame_limit", MAX_DATA),
             preamble=getattr(args, "preamble", 0),
+            turnaround_s=getattr(args, "turnaround_ms", TURNAROUND_S),
         )
         for m in meters
     ]

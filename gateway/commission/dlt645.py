@@ -1,7 +1,7 @@
 """`gridedge read/scan --protocol dlt645`: one item of one meter, or which meters answer on a line.
 
     gridedge read --protocol dlt645 --port PORT --address 000000000001 --item energy_import_kwh
-    gridedge read --protocol dlt645 --port PORT --address 000000000001 --item 00010000 --raw
+    gridedge read --protocol dlt645 --port PORT --address 000000000001 --di 00010000 --raw
     gridedge scan --protocol dlt645 --port PORT                      (one meter: read its address)
     gridedge scan --protocol dlt645 --port PORT --addresses 000000000001-000000000032
 
@@ -47,6 +47,7 @@ def default_line() -> LineSettings:
 def add_read_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dlt645")
     g.add_argument("--item", help="catalogue/canonical name or DI in hex (e.g. energy_import_kwh, 00010000)")
+    g.add_argument("--di", help="data identifier in hex (e.g. 00010000, or 9010 for 1997)")
     g.add_argument("--version", choices=("2007", "1997"), default="2007", dest="dlt_version")
     g.add_argument("--reply-timeout", type=float, default=1.0, help="seconds (default 1.0)")
 
@@ -72,10 +73,11 @@ def _driver(bus: Bus, address: str, version: str, timeout_s: float, retries: int
 
 
 async def read(bus: Bus, args: argparse.Namespace) -> dict[str, Any]:
-    if not args.address or not args.item:
-        raise DeviceError("--address (12 digits) and --item are required for --protocol dlt645")
+    key = args.item or args.di
+    if not args.address or not key:
+        raise DeviceError("--address (12 digits) and --item or --di are required for --protocol dlt645")
     version = Version(args.dlt_version)
-    item = lookup(args.item, version)
+    item = lookup(key, version)
     driver = _driver(bus, args.address, args.dlt_version, args.reply_timeout, retries=1)
     try:
         reply = await driver.read_item(item)

@@ -18,7 +18,7 @@ from protocols.config import Frozen
 from protocols.messages import EventKind, Quality, Scalar, Source
 
 from ..bus import Bus
-from ..line import LineSettings
+from ..line import LineSettings, Timing
 
 
 class DeviceBase(Frozen):
@@ -88,6 +88,7 @@ class Driver(abc.ABC):
         # Set by the scheduler while the device is being probed after quarantine: one attempt, no
         # retries, so a dead device costs the bus as little airtime as possible.
         self.probing = False
+        self._last_relay: Scalar | None = None
 
     @property
     def id(self) -> str:
@@ -107,6 +108,27 @@ class Driver(abc.ABC):
     def line_gap_s(cls, line: LineSettings) -> float:
         """Quiet time this protocol needs on the line before a request."""
         return max(3.5 * line.char_time(), 0.002)
+
+    def transaction_timing(self, reply_timeout_ms: int, byte_timeout_ms: int, retries: int) -> Timing:
+        """Timeouts from the device's config and the line's wire time (an inter-byte timeout is never
+        shorter than three characters); no retries while a quarantined device is being probed."""
+        line = self.bus.line
+        return Timing(
+            first_byte_s=reply_timeout_ms / 1000,
+            inter_byte_s=max(byte_timeout_ms / 1000, 3 * line.char_time()),
+            gap_before_s=self.line_gap_s(line),
+            retries=0 if self.probing else retries,
+        )
+
+    def relay_events(self, ts_ms: int, values: Mapping[str, Scalar]) -> list[DeviceEvent]:
+        """A `relay_change` event when the relay's actual state differs from the previous poll's."""
+        relay = values.get("relay")
+        if relay is None:
+            return []
+        previous, self._last_relay = self._last_relay, relay
+        if previous is None or previous == relay:
+            return []
+        return [DeviceEvent(ts_ms, EventKind.RELAY_CHANGE, {"relay": relay, "previous": previous})]
 
     def health_devices(self) -> list[str]:
         """Device ids whose health this driver reports (a hall reports each keypad and pad)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from functools import cached_property
 from typing import Any, ClassVar, Final
 
 from protocols.dlt645 import (
@@ -43,13 +42,13 @@ from protocols.dlt645 import (
 )
 from protocols.dlt645 import Frame as DltFrame
 from protocols.errors import ConfigError, DecodeError, ProtocolError
-from protocols.messages import EventKind, Quality, Scalar
+from protocols.messages import Quality, Scalar
 from protocols.vocabulary import CANONICAL_NAMES
 
 from ..bus import Priority
 from ..errors import BusError, DeviceError, GatewayError
 from ..line import LineSettings, Timing
-from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult, Sample
+from .base import CommandOutcome, CommandRejected, Driver, DriverContext, PollResult, Sample
 from .dlt645_config import Dlt645Device
 
 CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -92,7 +91,6 @@ class Dlt645Driver(Driver):
         self.cfg = config
         self.version = Version(config.version)
         self.items = resolve_items(config)
-        self._last_relay: Scalar | None = None
 
     @classmethod
     def poll_airtime_s(cls, config: Any, line: LineSettings) -> float:
@@ -109,22 +107,12 @@ class Dlt645Driver(Driver):
         # DL/T 645 has no silence rule; meters want a short pause after the last frame on the line
         return max(4 * line.char_time(), 0.02)
 
-    @cached_property
-    def _timing(self) -> Timing:
-        return Timing(
-            first_byte_s=self.cfg.reply_timeout_ms / 1000,
-            inter_byte_s=max(self.cfg.byte_timeout_ms / 1000, 3 * self.bus.line.char_time()),
-            gap_before_s=self.line_gap_s(self.bus.line),
-        )
-
     # ---- transactions ---------------------------------------------------------------------------
 
     async def transact(self, request: DltFrame, priority: Priority = Priority.POLL) -> DltFrame:
-        timing = self._timing
-        if not self.probing:
-            timing = Timing(
-                timing.first_byte_s, timing.inter_byte_s, timing.gap_before_s, 0.0, self.cfg.retries
-            )
+        timing = self.transaction_timing(
+            self.cfg.reply_timeout_ms, self.cfg.byte_timeout_ms, self.cfg.retries
+        )
         reply: DltFrame = await self.bus.transact(
             request.encode(self.cfg.preamble),
             lambda: ReplyMatcher.for_request(request),
@@ -175,12 +163,7 @@ class Dlt645Driver(Driver):
         if not values and quality:
             raise DeviceError(f"{self.id}: the meter refused every item")
         result = PollResult(samples=[Sample(ts_ms, values, quality)])
-        relay = values.get("relay")
-        if relay is not None and self._last_relay is not None and relay != self._last_relay:
-            data = {"relay": relay, "previous": self._last_relay}
-            result.events.append(DeviceEvent(ts_ms, EventKind.RELAY_CHANGE, data))
-        if relay is not None:
-            self._last_relay = relay
+        result.events += self.relay_events(ts_ms, values)
         return result
 
     def _mark(self, quality: dict[str, Quality], item: Item, exc: Exception | None) -> None:
@@ -204,7 +187,9 @@ class Dlt645Driver(Driver):
         now = dt.datetime.now(CST).replace(tzinfo=None)
         if command is None:
             frame = time_sync_request(now, BROADCAST if params.get("broadcast", True) else self.cfg.address)
-            await self.bus.send(frame.encode(self.cfg.preamble), Timing(0, 0, self._timing.gap_before_s, 0.5))
+            await self.bus.send(
+                frame.encode(self.cfg.preamble), Timing(0, 0, self.line_gap_s(self.bus.line), 0.5)
+            )
             return CommandOutcome("done", answer={"time": now.isoformat(timespec="seconds")})
         creds = Credentials(self.cfg.password_level, self.cfg.password, self.cfg.operator)
         request = control_request(

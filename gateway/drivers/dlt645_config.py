@@ -26,9 +26,10 @@ class Dlt645Device(DeviceBase):
     address: str = Field(description="12-digit nameplate address, e.g. 000000000001")
     version: Literal["2007", "1997"] = "2007"
     items: list[str] = Field(
-        default=list(DEFAULT_ITEMS), description="canonical names, catalogue item names or data identifiers"
+        default=list(DEFAULT_ITEMS),
+        description="canonical names, catalogue item names or data identifiers; a block DI (e.g. 0201FF00, "
+        "all phase voltages) is one request for several values",
     )
-    prefer_blocks: bool = True  # read 0201FF00 etc. and fall back to single items on "no requested data"
     preamble: int = Field(default=4, ge=0, le=4, description="FE wake-up bytes before each request")
     reply_timeout_ms: int = Field(default=600, ge=20, le=5000, description="first byte, after our request")
     byte_timeout_ms: int = Field(default=120, ge=5, le=500, description="longest gap inside a reply")

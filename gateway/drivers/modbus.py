@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Mapping
-from functools import cached_property
 from typing import Any, ClassVar, Final
 
 from protocols.errors import DecodeError, FrameError, ProtocolError
-from protocols.messages import EventKind, Quality, Scalar
+from protocols.messages import Quality, Scalar
 from protocols.modbus import (
     BitsReply,
     ExceptionReply,
@@ -45,7 +44,7 @@ from protocols.modbus.rtu import RtuReplyMatcher
 from ..bus import Bus, Priority, ReplyMatcher
 from ..errors import BusError, DeviceBusy, DeviceError, GatewayError
 from ..line import LineSettings, Timing
-from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult, Sample
+from .base import CommandOutcome, CommandRejected, Driver, DriverContext, PollResult, Sample
 from .modbus_config import ModbusDevice
 
 BUSY_BACKOFF_S: Final = (0.1, 0.3, 0.9)
@@ -110,7 +109,6 @@ class ModbusDriver(Driver):
         self.regmap: RegisterMap = load_map(config.map)
         self.blocks: list[ReadBlock] = self.plan_for(config, self.regmap)
         self._tids = itertools.count(1)
-        self._last_relay: Scalar | None = None
         self.busy_retries = 0
 
     # ---- planning / airtime ---------------------------------------------------------------------
@@ -138,23 +136,13 @@ class ModbusDriver(Driver):
             total += line.wire_time(nbytes) + config.turnaround_ms / 1000 + cls.line_gap_s(line)
         return total
 
-    @cached_property
-    def _timing(self) -> Timing:
-        return Timing(
-            first_byte_s=self.cfg.reply_timeout_ms / 1000,
-            inter_byte_s=max(self.cfg.byte_timeout_ms / 1000, 3 * self.bus.line.char_time()),
-            gap_before_s=self.line_gap_s(self.bus.line),
-        )
-
     # ---- transactions ---------------------------------------------------------------------------
 
     async def transact(self, req: Request, priority: Priority = Priority.POLL) -> Reply:
         """One request with busy back-off; raises BusError, DeviceError (exception reply)."""
-        timing = self._timing
-        if not self.probing:
-            timing = Timing(
-                timing.first_byte_s, timing.inter_byte_s, timing.gap_before_s, 0.0, self.cfg.retries
-            )
+        timing = self.transaction_timing(
+            self.cfg.reply_timeout_ms, self.cfg.byte_timeout_ms, self.cfg.retries
+        )
         for attempt in range(len(BUSY_BACKOFF_S) + 1):
             reply = await self._exchange(req, timing, priority)
             try:
@@ -222,13 +210,7 @@ class ModbusDriver(Driver):
         if not values and quality:
             raise DeviceError(f"{self.id}: every read was refused")
         result = PollResult(samples=[Sample(ts_ms, values, quality)])
-        relay = values.get("relay")
-        if relay is not None and self._last_relay is not None and relay != self._last_relay:
-            result.events.append(
-                DeviceEvent(ts_ms, EventKind.RELAY_CHANGE, {"relay": relay, "previous": self._last_relay})
-            )
-        if relay is not None:
-            self._last_relay = relay
+        result.events += self.relay_events(ts_ms, values)
         return result
 
     # ---- commands -------------------------------------------------------------------------------

@@ -12,17 +12,25 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def modbus_sim() -> Iterator[str]:
+def _sim(*argv: str) -> Iterator[str]:
+    """A simulator subprocess on a pty; yields the pty path (its first stdout line)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gridedge", "sim", "modbus", "--port", "pty", "--unit", "3", "--unit", "7"],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "gridedge", "sim", *argv], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     yield proc.stdout.readline().strip()
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def modbus_sim() -> Iterator[str]:
+    yield from _sim("modbus", "--port", "pty", "--unit", "3", "--unit", "7")
+
+
+@pytest.fixture
+def dlt645_sim() -> Iterator[str]:
+    yield from _sim("dlt645", "--port", "pty", "--meter", "000000000001", "--meter", "000000000002")
 
 
 def gridedge(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -96,3 +104,48 @@ def test_scan_lists_the_units_that_answer(modbus_sim: str) -> None:
     result = gridedge("scan", "--protocol", "modbus", "--port", modbus_sim, "--units", "1-10", "--json")
     assert result.returncode == 0, result.stderr
     assert [f["unit"] for f in json.loads(result.stdout)["found"]] == [3, 7]
+
+
+def test_dlt645_read_by_name_and_by_di(dlt645_sim: str) -> None:
+    by_name = gridedge(
+        "read",
+        "--protocol",
+        "dlt645",
+        "--port",
+        dlt645_sim,
+        "--address",
+        "000000000002",
+        "--item",
+        "voltage_a_v",
+    )
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout.startswith("voltage_a_v = ") and by_name.stdout.strip().endswith(" V")
+    by_di = gridedge(
+        "read",
+        "--protocol",
+        "dlt645",
+        "--port",
+        dlt645_sim,
+        "--address",
+        "000000000001",
+        "--di",
+        "04000503",
+        "--json",
+    )
+    answer = json.loads(by_di.stdout)
+    assert answer["ok"] and answer["di"] == "04000503" and answer["canonical"]["relay"] == "closed"
+
+
+def test_dlt645_scan_over_an_address_range(dlt645_sim: str) -> None:
+    result = gridedge(
+        "scan",
+        "--protocol",
+        "dlt645",
+        "--port",
+        dlt645_sim,
+        "--addresses",
+        "000000000001-000000000004",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [f["address"] for f in json.loads(result.stdout)["found"]] == ["000000000001", "000000000002"]
