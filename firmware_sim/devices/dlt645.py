@@ -71,7 +71,7 @@ DEFAULT_PASSWORD: Final = "02:123456"  # dlt645.md §2.2 example: level 02, pass
 ERR_OTHER: Final = 0x01
 ERR_NO_DATA: Final = 0x02  # 2007 "no requested data"; 1997 bit 1 "wrong DI"
 ERR_UNAUTHORIZED: Final = 0x04  # 2007 "wrong password / not authorised"; 1997 bit 2 "wrong password"
-DEVICE_FAULTS: Final = ("silent", "refuse")
+DEVICE_FAULTS: Final = ("silent", "refuse", "misoperate")  # misoperate: the relay ignores commands
 PULSE_CONSTANT: Final = 1200  # imp/kWh
 SW3_COMMANDED_OPEN: Final = 1 << 6
 SW3_ALARM: Final = 1 << 7
@@ -101,8 +101,10 @@ class Dlt645Meter:
         frame_limit: int = MAX_DATA,
         preamble: int = 0,
         turnaround_s: tuple[float, float] = TURNAROUND_S,
+        blocks: bool = True,
     ) -> None:
         self.address = _meter_address(address)
+        self.blocks = blocks  # False: like many domestic meters, answer "no requested data" to block DIs
         self.turnaround_s = turnaround_s
         self.name = self.address
         self.version = Version(version)
@@ -115,6 +117,7 @@ class Dlt645Meter:
         self.credentials = credentials or parse_password(DEFAULT_PASSWORD)
         self.physics = PrepaidMeterPhysics(seed * 10**12 + int(self.address), start_time, cost_control)
         self.history = MeterHistory(self.physics, seed * 10**12 + int(self.address), start_time)
+        self.supply_cut_at: float | None = None  # `cut_supply`: an outage at the meter
         self.close_permitted = False  # `1B` given: the relay closes when the customer presses the button
         self.alarm = False  # `2A` / `2B`
         self.faults: dict[str, int | None] = {}
@@ -137,6 +140,9 @@ class Dlt645Meter:
             reply = answer or reply
         if reply is None:
             return None
+        if self.supply_cut_at is not None:  # no mains, no RS-485 transceiver: silence
+            self.stats["no_supply"] += 1
+            return None
         return SimReply(reply.encode(self.preamble), self._rng.uniform(*self.turnaround_s))
 
     # ---- faults, the button and inspection -------------------------------------------------------
@@ -145,13 +151,32 @@ class Dlt645Meter:
         """Apply this fault to the next `count` requests addressed to the meter (all, if None)."""
         if fault not in DEVICE_FAULTS:
             raise KeyError(f"unknown dlt645 device fault {fault!r} (known: {', '.join(DEVICE_FAULTS)})")
+        if fault == "misoperate":
+            self.physics.relay_stuck = True  # until cleared: a stuck contact is not per request
+            return
         self.faults[fault] = count
 
     def clear(self, fault: str | None = None) -> None:
+        if fault in (None, "misoperate"):
+            self.physics.relay_stuck = False
         if fault is None:
             self.faults.clear()
         else:
             self.faults.pop(fault, None)
+
+    def cut_supply(self, now: float) -> None:
+        """Mains off at the meter (an outage): it stops answering until `restore_supply`."""
+        if self.supply_cut_at is None:
+            self.tick(now)
+            self.supply_cut_at = now
+
+    def restore_supply(self, now: float) -> None:
+        """Mains back: the meter answers again and keeps a power-down record (start, end)."""
+        if self.supply_cut_at is None:
+            return
+        start, self.supply_cut_at = self.supply_cut_at, None
+        self.history.record_outage(start, now)
+        self.physics.power_down_count += 1
 
     def press_button(self, now: float) -> bool:
         """The customer presses the close button: closes the relay if `1B` permitted it."""
@@ -236,7 +261,7 @@ class Dlt645Meter:
         fn = Fn2007.READ if self.version == Version.V2007 else Fn1997.READ
         item = CATALOGUE[self.version].get(req.di)
         values = self.values(now)
-        if item is None or not _supported(item, values):
+        if item is None or (item.is_block and not self.blocks) or not _supported(item, values):
             self.stats["unknown_di"] += 1
             return self._refuse(fn, ERR_NO_DATA)
         try:
@@ -430,6 +455,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--preamble", type=int, default=0, help="FE bytes before each reply (0..4)")
     parser.add_argument(
+        "--no-blocks", action="store_true", help="refuse block DIs (xxxxFFxx) like meters without block reads"
+    )
+    parser.add_argument(
         "--turnaround-ms",
         type=_turnaround,
         default=TURNAROUND_S,
@@ -463,6 +491,7 @@ def build(args: argparse.Namespace, start_time: float) -> list[Dlt645Meter]:
             frame_limit=getattr(args, "frame_limit", MAX_DATA),
             preamble=getattr(args, "preamble", 0),
             turnaround_s=getattr(args, "turnaround_ms", TURNAROUND_S),
+            blocks=not getattr(args, "no_blocks", False),
         )
         for m in meters
     ]

@@ -56,6 +56,11 @@ class MeterHistory:
         self._commanded = physics.commanded_closed
         self.clock_sets = 0
 
+    def record_outage(self, start: float, end: float) -> None:
+        """A power-down that happened during the simulation: newest first, the last 10 kept."""
+        record = (self.meter_now(start), self.meter_now(end))
+        self.outages = [record, *self.outages][:POWER_DOWN_DEPTH]
+
     def meter_now(self, now: float) -> dt.datetime:
         return local_datetime(now + self.physics.clock_skew_s).replace(microsecond=0)
 

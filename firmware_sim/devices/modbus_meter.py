@@ -68,6 +68,7 @@ class PrepaidMeterPhysics:
         self.volt_offset = [rng.uniform(-4.0, 4.0) for _ in range(3)]
         self.pf = rng.uniform(0.86, 0.98)
         self.clock_skew_s = rng.uniform(-30.0, 30.0)
+        self.relay_stuck = False  # fault: a welded / jammed relay contact
         self.temp_c = rng.uniform(18.0, 32.0)
         self.power_down_count = rng.randrange(0, 40)
         self.energy = [round(rng.uniform(200.0, 5000.0), 2) for _ in range(4)]  # t1..t4, kWh
@@ -104,6 +105,8 @@ class PrepaidMeterPhysics:
         self._settle_relay(now)
 
     def _settle_relay(self, now: float) -> None:
+        if self.relay_stuck:  # misoperation: the contact does not follow the command
+            return
         if self.actual_closed != self.commanded_closed and now - self._command_at >= RELAY_SETTLE_S:
             self.actual_closed = self.commanded_closed
 

@@ -67,6 +67,25 @@ ACTIONS: Final[dict[str, ControlCommand | None]] = {
     "time_sync": None,
 }
 READ_BACK: Final = "status_word_3"
+ERR_NO_DATA: Final = 0x02  # 2007 abnormal reply: "no requested data"
+
+
+def block_members(item: Item, version: Version) -> list[Item]:
+    """The single items a block stands for (those in the catalogue), in block order."""
+    if not item.is_block:
+        return []
+    names = [name for name, _ in item.parts]
+    if item.tariffs is not None:
+        names += [item.tariffs.format(n=n) for n in range(1, 5)]
+    members = []
+    for name in names:
+        try:
+            member = lookup(name, version)
+        except UnknownItem:
+            continue
+        if not member.is_block:
+            members.append(member)
+    return members
 
 
 def resolve_items(config: Dlt645Device) -> list[Item]:
@@ -91,6 +110,7 @@ class Dlt645Driver(Driver):
         self.cfg = config
         self.version = Version(config.version)
         self.items = resolve_items(config)
+        self._unserved_blocks: set[int] = set()
 
     @classmethod
     def poll_airtime_s(cls, config: Any, line: LineSettings) -> float:
@@ -143,13 +163,8 @@ class Dlt645Driver(Driver):
         answered = False
         for item in self.items:
             try:
-                reply = await self.read_item(item)
-                decoded = decode_values(item, reply.data)
-            except MeterRefused as exc:
-                answered = True
-                self._mark(quality, item, exc)
-                continue
-            except (DecodeError, ProtocolError) as exc:
+                decoded = await self.read_values(item, quality)
+            except (MeterRefused, DecodeError, ProtocolError) as exc:
                 answered = True
                 self._mark(quality, item, exc)
                 continue
@@ -165,6 +180,28 @@ class Dlt645Driver(Driver):
         result = PollResult(samples=[Sample(ts_ms, values, quality)])
         result.events += self.relay_events(ts_ms, values)
         return result
+
+    async def read_values(self, item: Item, quality: dict[str, Quality]) -> dict[str, Any]:
+        """Decoded values of one item. A block the meter answers with "no requested data" is read
+        member by member, now and in later polls (many domestic meters serve no block DIs)."""
+        if item.di not in self._unserved_blocks:
+            try:
+                return dict(decode_values(item, (await self.read_item(item)).data))
+            except MeterRefused as exc:
+                members = block_members(item, self.version)
+                if not members or exc.code != ERR_NO_DATA:
+                    raise
+                self._unserved_blocks.add(item.di)
+                self.ctx.log.info(
+                    "%s: no block reads for %s: reading its %d items", self.id, item, len(members)
+                )
+        values: dict[str, Any] = {}
+        for member in block_members(item, self.version):
+            try:
+                values.update(decode_values(member, (await self.read_item(member)).data))
+            except (MeterRefused, DecodeError) as exc:
+                self._mark(quality, member, exc)
+        return values
 
     def _mark(self, quality: dict[str, Quality], item: Item, exc: Exception | None) -> None:
         if exc is not None:

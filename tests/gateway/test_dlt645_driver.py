@@ -91,3 +91,33 @@ async def test_a_silent_meter_fails_fast(tmp_path: Path) -> None:
         with pytest.raises(ResponseTimeout):
             await d2.poll()
         assert time.monotonic() - started < 1.5, "one timeout, not one per item"
+
+
+@pytest.mark.parametrize("blocks", [True, False], ids=["meter-serves-blocks", "meter-without-blocks"])
+async def test_block_items_fall_back_to_single_items(tmp_path: Path, blocks: bool) -> None:
+    meter = Dlt645Meter(A1, seed=5, start_time=time.time(), blocks=blocks)
+    line = LineSettings(2400, 8, "E", 1)
+    async with sim_line([meter], baud=2400, parity="E") as (path, _line), Bus("b", path, line) as bus:
+        d = driver(bus, A1, tmp_path, items=["0201FF00", "0001FF00", "balance_cny"])
+        first = await d.poll()
+        after_first = bus.stats.transactions
+        second = await d.poll()
+        per_poll = bus.stats.transactions - after_first
+    for result in (first, second):
+        values = result.samples[0].values
+        expected = {
+            "voltage_a_v",
+            "voltage_b_v",
+            "voltage_c_v",
+            "energy_import_kwh",
+            "energy_import_t1_kwh",
+            "energy_import_t4_kwh",
+            "balance_cny",
+        }
+        assert expected <= set(values), values
+        assert not result.samples[0].quality
+    if blocks:
+        assert per_poll == 3 and meter.stats["unknown_di"] == 0
+    else:
+        # 3 voltages + total and 4 tariffs + balance, and the blocks are not asked again
+        assert per_poll == 9 and meter.stats["unknown_di"] == 2
