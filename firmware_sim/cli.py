@@ -26,6 +26,7 @@ from typing import Any
 from protocols.errors import ConfigError
 
 from .clock import SimClock
+from .control import control_loop
 from .faults import Faults
 from .line import Line, Wire
 
@@ -88,8 +89,14 @@ def run_one(args: argparse.Namespace) -> int:
         print(f"gridedge sim {kind}: {exc}", file=sys.stderr)
         return 2
     line = Line(devices, wire_for(kind, args.baud, args.parity), clock=clock, echo=args.echo, faults=Faults())
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(control_loop(line.devices, clock), name="sim:control")
+            await serve(line, args.port, kind, lambda where: print(where, flush=True), args.link)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(line, args.port, kind, lambda where: print(where, flush=True), args.link))
+        asyncio.run(main())
     return 0
 
 

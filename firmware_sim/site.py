@@ -83,13 +83,16 @@ def build_line(line: LineConfig, clock: SimClock) -> Line:
 
 async def serve_site(site: SiteConfig) -> None:
     from .cli import serve
+    from .control import control_loop
 
     clock = SimClock(speed=site.speed)
+    devices: list[SimDevice] = []
     async with asyncio.TaskGroup() as tg:
         for cfg in site.lines:
             if cfg.link:
                 Path(cfg.link).parent.mkdir(parents=True, exist_ok=True)
             line = build_line(cfg, clock)
+            devices += line.devices
             kind = cfg.devices[0].kind if len({g.kind for g in cfg.devices}) == 1 else "mixed"
 
             def ready(where: str, name: str = cfg.name) -> None:
@@ -98,6 +101,7 @@ async def serve_site(site: SiteConfig) -> None:
             tg.create_task(serve(line, cfg.port, kind, ready, cfg.link), name=f"sim-line:{cfg.name}")
         await asyncio.sleep(0.2)
         print("ready", flush=True)
+        tg.create_task(control_loop(devices, clock), name="sim:control")
 
 
 def run_site(args: argparse.Namespace) -> int:

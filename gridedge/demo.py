@@ -74,6 +74,7 @@ class Demo:
         self.logs.append(log)
         proc = subprocess.Popen(
             [sys.executable, "-m", "gridedge", *argv],
+            stdin=subprocess.PIPE if name == "sim" else subprocess.DEVNULL,  # sim: control channel
             stdout=subprocess.PIPE if name == "sim" else log,
             stderr=log,
             env={**os.environ, **(env or {})},

@@ -74,6 +74,7 @@ from .items import (
     parse_di,
 )
 from .messages import (
+    BAUD_CODES,
     ControlCommand,
     ControlRequest,
     Credentials,
@@ -89,13 +90,16 @@ from .messages import (
     abnormal_reply,
     ack_reply,
     address_reply,
+    change_baud_request,
     check_reply,
     control_ciphertext_request,
     control_request,
+    freeze_request,
     function_name,
     join_read_replies,
     parse_ack_reply,
     parse_address_reply,
+    parse_change_baud_reply,
     parse_read_reply,
     parse_request,
     read_address_request,
@@ -110,6 +114,7 @@ from .splitter import FrameSplitter, ReplyMatcher, split_frames
 from .status import STATUS_BITS, canonical_values, status_bits, status_word_3
 
 __all__ = [
+    "BAUD_CODES",
     "BROADCAST",
     "CATALOGUE",
     "ERR_1997",
@@ -159,6 +164,7 @@ __all__ = [
     "address_to_wire",
     "build_frame",
     "canonical_values",
+    "change_baud_request",
     "check_reply",
     "checksum",
     "control_byte",
@@ -172,6 +178,7 @@ __all__ = [
     "encode_value",
     "encode_values",
     "find_item",
+    "freeze_request",
     "function_name",
     "is_wildcard",
     "item_names",
@@ -180,6 +187,7 @@ __all__ = [
     "normalize_address",
     "parse_ack_reply",
     "parse_address_reply",
+    "parse_change_baud_reply",
     "parse_di",
     "parse_frame",
     "parse_read_reply",

@@ -192,6 +192,42 @@ def write_request(
     return Frame(address, fn, payload)
 
 
+BAUD_CODES: Final = {600: 0x02, 1200: 0x04, 2400: 0x08, 4800: 0x10, 9600: 0x20, 19200: 0x40}
+_FREEZE_LIMITS: Final = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12))
+
+
+def freeze_request(
+    address: str,
+    *,
+    minute: int | None = None,
+    hour: int | None = None,
+    day: int | None = None,
+    month: int | None = None,
+) -> Frame:
+    """`16` freeze: at `mm hh DD MM` with None as the `99` wildcard (all None: freeze now; day and month
+    None: daily at hh:mm). Data order mm hh DD MM per libDLT645 and the low-byte-first rule; dlt645.md §9
+    item 2 notes that one library sends the reverse and no real frame settles it. To the `99..99`
+    broadcast address it is a broadcast freeze (no reply)."""
+    fields = (minute, hour, day, month)
+    data = bytearray()
+    for value, (name, low, high) in zip(fields, _FREEZE_LIMITS, strict=True):
+        if value is None:
+            data.append(0x99)
+            continue
+        if not low <= value <= high:
+            raise EncodeError(f"meter {address}: freeze {name} {value} outside {low}..{high}")
+        data.append(int(f"{value:02d}", 16))
+    return Frame(address, Fn2007.FREEZE, bytes(data))
+
+
+def change_baud_request(address: str, baud: int) -> Frame:
+    """`17`: the meter switches its RS-485 port to `baud` after acknowledging (feature byte bitmap)."""
+    code = BAUD_CODES.get(baud)
+    if code is None:
+        raise EncodeError(f"meter {address}: baud {baud} not settable ({', '.join(map(str, BAUD_CODES))})")
+    return Frame(address, Fn2007.CHANGE_BAUD, bytes((code,)))
+
+
 # ---------------------------------------------------------------------------------------------------
 # replies: parsers (gateway)
 
@@ -275,6 +311,18 @@ def parse_address_reply(frame: Frame) -> str:
     if len(frame.data) != 6:
         raise DecodeError(f"meter {frame.address}: read-address reply of {len(frame.data)} bytes, expected 6")
     return address_from_wire(frame.data)
+
+
+def parse_change_baud_reply(frame: Frame) -> int:
+    """The baud rate a `97` reply confirms; MeterRefused for `D7`."""
+    check_reply(frame, Version.V2007)
+    _expect(frame, (Fn2007.CHANGE_BAUD,), "change baud")
+    by_code = {code: baud for baud, code in BAUD_CODES.items()}
+    if len(frame.data) != 1 or frame.data[0] not in by_code:
+        raise DecodeError(
+            f"meter {frame.address}: change-baud reply {frame.data.hex(' ')} names no baud rate"
+        )
+    return by_code[frame.data[0]]
 
 
 def parse_ack_reply(frame: Frame, function: int) -> None:
