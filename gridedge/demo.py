@@ -79,6 +79,7 @@ class Demo:
             stderr=log,
             env={**os.environ, **(env or {})},
             cwd=REPO_ROOT,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops the rest in order
         )
         self.procs[name] = proc
         return proc
@@ -97,7 +98,14 @@ class Demo:
             log.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    # Ctrl-C and `kill` both stop everything in order (gateway first, so its spool drains)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     broker = Mosquitto(workdir / "mosquitto")

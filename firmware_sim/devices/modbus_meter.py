@@ -75,6 +75,8 @@ class PrepaidMeterPhysics:
         self.wallet = Wallet(amount=round(rng.uniform(30.0, 300.0), 2), purchase_count=rng.randrange(1, 60))
         self.wallet.purchase_total = round(self.wallet.purchase_count * 100.0, 2)
         self.wallet.purchase_last = 100.0
+        # a quartz clock runs a little fast or slow: the skew grows until a time sync corrects it
+        self.drift_s_per_day = rng.uniform(-3.0, 3.0)
         self.commanded_closed = True
         self.actual_closed = True
         self.keep_power = False
@@ -91,6 +93,7 @@ class PrepaidMeterPhysics:
         if dt <= 0:
             return
         self._last = now
+        self.clock_skew_s += self.drift_s_per_day * dt / 86400.0
         self._settle_relay(now)
         kwh = self.power_kw(now) * dt / 3600.0
         self.energy[TARIFF_OF_HOUR[_local_hour(now)] - 1] += kwh

@@ -3,6 +3,8 @@ record with the outage's start and end in meter time, and the power-down count o
 
 from __future__ import annotations
 
+import pytest
+
 from firmware_sim.devices.dlt645 import Dlt645Meter
 from protocols.dlt645 import lookup, read_request
 from tests.dlt645_sim.test_dlt645_sim import ADDR, T0, read
@@ -34,3 +36,11 @@ def test_relay_misoperation_keeps_the_contact_closed_after_a_trip() -> None:
     meter.clear("misoperate")
     status = read(meter, "status_word_3", T0 + 10 + RELAY_SETTLE_S)["status_word_3"]
     assert status & (1 << 4), "the contact follows once the fault is cleared"
+
+
+def test_the_meter_clock_drifts_until_synchronised() -> None:
+    meter = Dlt645Meter(ADDR, seed=4, start_time=T0)
+    meter.physics.drift_s_per_day = 2.0
+    skew0 = meter.physics.clock_skew_s
+    meter.tick(T0 + 30 * 86400)
+    assert meter.physics.clock_skew_s == pytest.approx(skew0 + 60.0, abs=0.01)
