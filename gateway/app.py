@@ -20,6 +20,7 @@ from pathlib import Path
 from protocols import messages as m
 
 from .bus import Bus
+from .commands import CommandHandler, NonceStore
 from .config import GatewayConfig, Plan
 from .drivers.base import Driver, DriverContext
 from .drivers.registry import driver_class
@@ -71,6 +72,7 @@ class Gateway:
             status_interval_s=cfg.gateway.status_interval_s,
         )
         self.sink = SpoolSink(cfg.gateway.id, spool, self.publisher)
+        self.commands: CommandHandler | None = None
 
     def bus_status(self) -> list[m.BusStatus]:
         out = []
@@ -130,6 +132,23 @@ async def serve(
                     gw.runners[dev.id] = DeviceRunner(driver, gw.sink, turn=turn)
             try:
                 async with asyncio.TaskGroup() as tg:
+                    commands = CommandHandler(
+                        cfg.gateway.id,
+                        cfg.commands.keys(),
+                        gw.drivers,
+                        stack.enter_context(
+                            contextlib.closing(NonceStore(cfg.gateway.state_dir / "nonces.sqlite3"))
+                        ),
+                        gw.sink.command_result,
+                    )
+                    gw.commands = commands
+
+                    def on_command(topic: str, payload: bytes) -> None:
+                        tg.create_task(
+                            commands.handle(topic, payload), name=f"cmd:{topic.rsplit('/', 2)[-2]}"
+                        )
+
+                    gw.publisher.on_command = on_command
                     publisher = tg.create_task(gw.publisher.run(), name="mqtt:publisher")
                     polls = [
                         tg.create_task(runner.run(), name=f"poll:{dev}") for dev, runner in gw.runners.items()

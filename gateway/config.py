@@ -78,6 +78,21 @@ class MqttSection(Frozen):
         return self.password
 
 
+class CommandsSection(Frozen):
+    enabled: bool = True
+    key: str | None = Field(default=None, repr=False, description="HMAC key; prefer key_file or the env var")
+    key_file: Path | None = Field(default=None, description="one key per line (several during a rotation)")
+
+    def keys(self) -> list[bytes]:
+        """The valid keys (never logged). No key: every command is refused."""
+        if not self.enabled:
+            return []
+        keys = [self.key] if self.key else []
+        if self.key_file is not None:
+            keys += [line.strip() for line in self.key_file.read_text().splitlines() if line.strip()]
+        return [k.encode() for k in keys]
+
+
 class BusConfig(Frozen):
     name: str
     port: str = Field(description="/dev/ttyUSB0, /dev/serial/by-id/..., or socket://HOST:PORT")
@@ -99,6 +114,7 @@ class GatewayConfig(Frozen):
     gateway: GatewaySection
     mqtt: MqttSection = MqttSection()
     spool: SpoolSection = SpoolSection()
+    commands: CommandsSection = CommandsSection()
     buses: list[BusConfig]
 
 

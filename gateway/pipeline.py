@@ -7,6 +7,7 @@ anything is published; health is retained state, not history, so it bypasses the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from protocols import messages as m
 
@@ -32,6 +33,10 @@ class SpoolSink:
         seq = await self.spool.allocate_seq()
         topic, msg = outbox.health(self.gw, dev, health, seq, int(time.time() * 1000))
         self.publisher.set_retained(topic, m.encode(msg))
+
+    async def command_result(self, topic: str, dev: str, build: Callable[[int], m.CommandResult]) -> None:
+        """Command results are spooled like events: durable, published in order, never lost."""
+        await self.spool.add([Entry(dev, "result", topic, lambda seq: m.encode(build(seq)))])
 
     def _reading(self, driver: Driver, sample: Sample) -> Entry:
         gw, dev, protocol = self.gw, driver.id, driver.kind

@@ -90,6 +90,8 @@ class Publisher:
         self._stopped = asyncio.Event()
         self._drain_deadline = 0.0
         self._acked = asyncio.Event()
+        # set by the app: called (without awaiting) for every message on .../+/cmd
+        self.on_command: Callable[[str, bytes], None] | None = None
         self._rng = random.Random()
 
     # ---- API for the app ------------------------------------------------------------------------
@@ -175,8 +177,11 @@ class Publisher:
         await self._publish_status(client, "online")
         for topic in list(self._retained):
             await self._publish_retained(client, topic)
+        if self.on_command is not None:
+            await client.subscribe(topics.cmd_topic(self.gw, "+"), qos=1)
         async with asyncio.TaskGroup() as tg:
             tasks = [
+                tg.create_task(self._commands(client), name="mqtt:commands"),
                 tg.create_task(self._pump(client), name="mqtt:pump"),
                 tg.create_task(self._retained_pump(client), name="mqtt:retained"),
                 tg.create_task(self._status_ticker(client), name="mqtt:status"),
@@ -265,6 +270,11 @@ class Publisher:
             more=more,
         )
         return first.topic, m.encode(merged), [r.seq for r in run]
+
+    async def _commands(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if self.on_command is not None and isinstance(message.payload, bytes | bytearray):
+                self.on_command(str(message.topic), bytes(message.payload))
 
     async def _retained_pump(self, client: aiomqtt.Client) -> None:
         while True:

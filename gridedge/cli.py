@@ -20,7 +20,7 @@ def _registrars() -> list[Register]:
     from firmware_sim import cli as sim_cli
     from gateway import cli as gateway_cli
     from gateway.commission import cli as commission_cli
-    from gridedge import decode_cmd, demo
+    from gridedge import cmd, decode_cmd, demo
     from ingest import cli as ingest_cli
 
     return [
@@ -30,6 +30,7 @@ def _registrars() -> list[Register]:
         decode_cmd.register,
         sim_cli.register,
         demo.register,
+        cmd.register,
     ]
 
 

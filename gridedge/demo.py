@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -128,10 +129,19 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             raise ServiceError(f"the simulators did not start: see {workdir / 'sim.log'}")
         mqtt = {"GRIDEDGE_MQTT__PORT": str(broker.port)}
-        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(EXAMPLES / "gateway.yaml")], mqtt)
+        key_file = workdir / "command.key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_hex(16) + "\n")
+            key_file.chmod(0o600)
+        gateway_env = {**mqtt, "GRIDEDGE_COMMANDS__KEY_FILE": str(key_file)}
+        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(EXAMPLES / "gateway.yaml")], gateway_env)
         ingest_env = {**mqtt, "GRIDEDGE_INFLUX__URL": influx.url}
         demo.spawn("ingest", ["-v", "ingest", "run", "-c", str(EXAMPLES / "ingest.yaml")], ingest_env)
         print(f"gateway and ingest running; logs in {workdir}/. Ctrl-C stops everything.")
+        print(
+            f"send a signed command: gridedge cmd --port {broker.port} --key-file {key_file} "
+            "--gw gw-demo-01 --dev 000000000001 --action trip"
+        )
         _watch(demo, influx, args.duration, live=not args.no_live)
     except KeyboardInterrupt:
         pass
