@@ -20,6 +20,7 @@ from pathlib import Path
 from protocols import messages as m
 
 from .bus import Bus
+from .clock import system_clock_synchronised
 from .commands import CommandHandler, NonceStore
 from .config import GatewayConfig, Plan
 from .drivers.base import Driver, DriverContext
@@ -32,6 +33,10 @@ from .spool import Spool
 log = logging.getLogger("gateway")
 
 DRAIN_S = 5.0
+
+
+def _always() -> bool:
+    return True
 
 
 def gateway_version() -> str:
@@ -95,6 +100,7 @@ class Gateway:
             clock_ms=lambda: int(time.time() * 1000),
             state_dir=self.cfg.gateway.state_dir,
             log=logging.getLogger("gateway.device"),
+            clock_synchronised=system_clock_synchronised if self.cfg.gateway.require_ntp else _always,
         )
 
 

@@ -31,6 +31,7 @@ class GatewaySection(Frozen):
     site: str = ""
     state_dir: Path = Path("/var/lib/gridedge")
     status_interval_s: float = Field(default=60.0, gt=0)
+    require_ntp: bool = Field(default=True, description="correct meter clocks only from an NTP-synced clock")
 
     @field_validator("id")
     @classmethod

@@ -68,12 +68,18 @@ class CommandRejected(Exception):
     """A command that is not valid for this device (unsupported action or bad params)."""
 
 
+def _unknown() -> bool:
+    return False
+
+
 @dataclass
 class DriverContext:
     gateway_id: str
     clock_ms: Callable[[], int]
     state_dir: Path
     log: logging.Logger
+    # is the gateway's own clock synchronised (NTP)? Meter clocks are only corrected when it is
+    clock_synchronised: Callable[[], bool] = _unknown
 
 
 class Driver(abc.ABC):

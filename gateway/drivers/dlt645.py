@@ -16,6 +16,7 @@ Must not: open the port (the Bus owns it) or know any topic or payload.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
@@ -31,6 +32,7 @@ from protocols.dlt645 import (
     Version,
     canonical_values,
     check_reply,
+    control_ciphertext_request,
     control_request,
     decode_values,
     join_read_replies,
@@ -42,13 +44,13 @@ from protocols.dlt645 import (
 )
 from protocols.dlt645 import Frame as DltFrame
 from protocols.errors import ConfigError, DecodeError, ProtocolError
-from protocols.messages import Quality, Scalar
+from protocols.messages import EventKind, Quality, Scalar
 from protocols.vocabulary import CANONICAL_NAMES
 
 from ..bus import Priority
 from ..errors import BusError, DeviceError, GatewayError
 from ..line import LineSettings, Timing
-from .base import CommandOutcome, CommandRejected, Driver, DriverContext, PollResult, Sample
+from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult, Sample
 from .dlt645_config import Dlt645Device
 
 CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -56,7 +58,7 @@ FRAME_OVERHEAD: Final = 12  # 68 A0..A5 68 C L .. CS 16
 MAX_FOLLOW_UPS: Final = 16
 BLOCK_GUESS_BYTES: Final = 20  # a tariff block of total + 4 tariffs
 CONTROL_VALID_S: Final = 300
-ACTIONS: Final[dict[str, ControlCommand | None]] = {
+ACTIONS: Final[dict[str, ControlCommand]] = {
     "trip": ControlCommand.TRIP,
     "allow_close": ControlCommand.ALLOW_CLOSE,
     "close": ControlCommand.CLOSE,
@@ -64,8 +66,9 @@ ACTIONS: Final[dict[str, ControlCommand | None]] = {
     "alarm_off": ControlCommand.ALARM_OFF,
     "keep_power_on": ControlCommand.KEEP_POWER_ON,
     "keep_power_off": ControlCommand.KEEP_POWER_OFF,
-    "time_sync": None,
 }
+# actions that are not a 0x1C command byte
+OTHER_ACTIONS: Final = frozenset({"time_sync", "set_time", "read", "raw_control"})
 READ_BACK: Final = "status_word_3"
 ERR_NO_DATA: Final = 0x02  # 2007 abnormal reply: "no requested data"
 
@@ -103,7 +106,7 @@ def resolve_items(config: Dlt645Device) -> list[Item]:
 class Dlt645Driver(Driver):
     kind: ClassVar[str] = "dlt645"
     config_model: ClassVar[type[Dlt645Device]] = Dlt645Device
-    actions: ClassVar[frozenset[str]] = frozenset(ACTIONS)
+    actions: ClassVar[frozenset[str]] = frozenset(ACTIONS) | OTHER_ACTIONS
 
     def __init__(self, config: Dlt645Device, bus: Any, ctx: DriverContext) -> None:
         super().__init__(config, bus, ctx)
@@ -111,6 +114,7 @@ class Dlt645Driver(Driver):
         self.version = Version(config.version)
         self.items = resolve_items(config)
         self._unserved_blocks: set[int] = set()
+        self._next_clock_check = 0.0
 
     @classmethod
     def poll_airtime_s(cls, config: Any, line: LineSettings) -> float:
@@ -179,7 +183,38 @@ class Dlt645Driver(Driver):
             raise DeviceError(f"{self.id}: the meter refused every item")
         result = PollResult(samples=[Sample(ts_ms, values, quality)])
         result.events += self.relay_events(ts_ms, values)
+        await self._check_clock(ts_ms, values, result)
         return result
+
+    async def _check_clock(self, ts_ms: int, values: dict[str, Scalar], result: PollResult) -> None:
+        """Every `clock_check_s`: read the meter's clock, publish the skew, and correct it (a set-time
+        to this meter's address) past the threshold, but only from a synchronised gateway clock."""
+        now = time.monotonic()
+        if self.version != Version.V2007 or not self.cfg.clock_check_s or now < self._next_clock_check:
+            return
+        self._next_clock_check = now + self.cfg.clock_check_s
+        item = lookup("meter_datetime", self.version)
+        try:
+            meter_time = decode_values(item, (await self.read_item(item)).data)["meter_datetime"]
+        except (GatewayError, ProtocolError) as exc:
+            self.ctx.log.info("%s: clock not read: %s", self.id, exc)
+            return
+        if not isinstance(meter_time, dt.datetime):
+            return
+        skew = round((meter_time - dt.datetime.now(CST).replace(tzinfo=None)).total_seconds(), 1)
+        values["meter_clock_skew_s"] = skew
+        if not self.cfg.time_sync or abs(skew) <= self.cfg.time_sync_threshold_s:
+            return
+        if not self.ctx.clock_synchronised():
+            self.ctx.log.warning(
+                "%s: meter clock is %+.0f s off; not corrected: this gateway's clock is not NTP-synchronised",
+                self.id,
+                skew,
+            )
+            return
+        await self.execute("set_time", {})
+        result.events.append(DeviceEvent(ts_ms, EventKind.CLOCK_SET, {"skew_s": skew}))
+        self._next_clock_check = now + min(self.cfg.clock_check_s, 60)  # verify the correction soon
 
     async def read_values(self, item: Item, quality: dict[str, Quality]) -> dict[str, Any]:
         """Decoded values of one item. A block the meter answers with "no requested data" is read
@@ -213,34 +248,66 @@ class Dlt645Driver(Driver):
 
     def check_command(self, action: str, params: Mapping[str, Any]) -> None:
         super().check_command(action, params)
-        if ACTIONS[action] is not None and not self.cfg.control:
+        controls = action in ACTIONS or action == "raw_control"
+        if controls and not self.cfg.control:
             raise CommandRejected(f"{self.id}: remote control is not enabled for this meter (control: false)")
-        if ACTIONS[action] is not None and self.version != Version.V2007:
+        if controls and self.version != Version.V2007:
             raise CommandRejected(f"{self.id}: 0x1C remote control needs a DL/T 645-2007 meter")
+        if action == "read":
+            key = params.get("item") or params.get("di")
+            if not isinstance(key, str):
+                raise CommandRejected("read needs params.item (a name) or params.di (hex)")
+            try:
+                lookup(key, self.version)
+            except UnknownItem as exc:
+                raise CommandRejected(str(exc)) from None
+        if action == "raw_control":
+            text = params.get("ciphertext")
+            level = params.get("level", 98)
+            if not isinstance(text, str) or not isinstance(level, int):
+                raise CommandRejected("raw_control needs params.ciphertext (hex) and params.level (96 or 98)")
+            try:
+                bytes.fromhex(text)
+            except ValueError:
+                raise CommandRejected("raw_control: params.ciphertext is not hex") from None
 
     async def execute(self, action: str, params: Mapping[str, Any]) -> CommandOutcome:
         self.check_command(action, params)
-        command = ACTIONS[action]
         now = dt.datetime.now(CST).replace(tzinfo=None)
-        if command is None:
-            frame = time_sync_request(now, BROADCAST if params.get("broadcast", True) else self.cfg.address)
+        if action in ("time_sync", "set_time"):
+            # set_time: this meter only; time_sync: the broadcast (every meter on the line, no reply)
+            broadcast = action == "time_sync" and params.get("broadcast", True)
+            frame = time_sync_request(now, BROADCAST if broadcast else self.cfg.address)
             await self.bus.send(
                 frame.encode(self.cfg.preamble), Timing(0, 0, self.line_gap_s(self.bus.line), 0.5)
             )
             return CommandOutcome("done", answer={"time": now.isoformat(timespec="seconds")})
+        if action == "read":
+            item = lookup(str(params.get("item") or params.get("di")), self.version)
+            try:
+                reply = await self.read_item(item, Priority.COMMAND)
+                values = decode_values(item, reply.data)
+            except MeterRefused as exc:
+                return CommandOutcome("failed", f"meter refused the read of {item}: {exc}")
+            except (GatewayError, ProtocolError) as exc:
+                return CommandOutcome("failed", f"read of {item} failed: {exc}")
+            return CommandOutcome("done", answer={"di": item.di_hex, "values": _plain(values)})
         creds = Credentials(self.cfg.password_level, self.cfg.password, self.cfg.operator)
-        request = control_request(
-            self.cfg.address, command, now + dt.timedelta(seconds=CONTROL_VALID_S), creds
-        )
+        if action == "raw_control":
+            # the utility's master station encrypted it for this meter's ESAM: sent unchanged
+            esam = Credentials(int(params.get("level", 98)), self.cfg.password, self.cfg.operator)
+            request = control_ciphertext_request(self.cfg.address, bytes.fromhex(params["ciphertext"]), esam)
+        else:
+            command = ACTIONS[action]
+            until = now + dt.timedelta(seconds=CONTROL_VALID_S)
+            request = control_request(self.cfg.address, command, until, creds)
         try:
             check_reply(await self.transact(request, Priority.COMMAND))
         except MeterRefused as exc:
             return CommandOutcome("failed", f"meter refused {action}: {exc}", state=await self._read_back())
         except (GatewayError, ProtocolError) as exc:
             return CommandOutcome("failed", f"{action} not confirmed: {exc}")
-        return CommandOutcome(
-            "done", answer={"command": f"{int(command):#04x}"}, state=await self._read_back()
-        )
+        return CommandOutcome("done", answer={"function": "0x1c"}, state=await self._read_back())
 
     async def _read_back(self) -> dict[str, Scalar | None]:
         try:
@@ -252,3 +319,16 @@ class Dlt645Driver(Driver):
 
 
 DRIVER = Dlt645Driver
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Decoded values as JSON-friendly builtins (dates as ISO text)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out[key] = _plain(value)
+        elif isinstance(value, dt.datetime | dt.date | dt.time):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out

@@ -39,7 +39,9 @@ class Dlt645Device(DeviceBase):
     password: str = "000000"
     operator: str = "00000000"
     control: bool = False  # allow 0x1C remote control commands to this meter
-    time_sync: bool = True
+    time_sync: bool = Field(default=True, description="correct the meter's clock when it drifts too far")
+    clock_check_s: float = Field(default=3600, ge=0, description="read the meter clock this often (0: never)")
+    time_sync_threshold_s: float = Field(default=60, gt=0, description="correct beyond this skew")
 
     @field_validator("address")
     @classmethod

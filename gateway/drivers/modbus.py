@@ -101,7 +101,7 @@ def _rtu_matcher(unit: int, req: Request) -> ReplyMatcher[Reply]:
 class ModbusDriver(Driver):
     kind: ClassVar[str] = "modbus"
     config_model: ClassVar[type[ModbusDevice]] = ModbusDevice
-    actions: ClassVar[frozenset[str]] = frozenset(ACTIONS)
+    actions: ClassVar[frozenset[str]] = frozenset(ACTIONS) | {"write"}  # write: any writable point
 
     def __init__(self, config: ModbusDevice, bus: Bus, ctx: DriverContext) -> None:
         super().__init__(config, bus, ctx)
@@ -217,13 +217,27 @@ class ModbusDriver(Driver):
 
     def check_command(self, action: str, params: Mapping[str, Any]) -> None:
         super().check_command(action, params)
-        name, _ = ACTIONS[action]
+        name, value = self._target(action, params)
         if name not in self.regmap.names():
             raise CommandRejected(f"map {self.regmap.model} has no point {name!r} for {action}")
+        point = self.regmap.point(name)
+        try:
+            write_request(point, value, multiple=self.regmap.request.write_multiple)
+        except ProtocolError as exc:  # not writable, or a value the point cannot hold
+            raise CommandRejected(f"{action} {name}={value!r}: {exc}") from None
+
+    @staticmethod
+    def _target(action: str, params: Mapping[str, Any]) -> tuple[str, Scalar]:
+        if action != "write":
+            return ACTIONS[action]
+        name, value = params.get("point"), params.get("value")
+        if not isinstance(name, str) or not isinstance(value, bool | int | float | str):
+            raise CommandRejected("write needs params.point (a writable point of the map) and params.value")
+        return name, value
 
     async def execute(self, action: str, params: Mapping[str, Any]) -> CommandOutcome:
         self.check_command(action, params)
-        name, value = ACTIONS[action]
+        name, value = self._target(action, params)
         try:
             req = write_request(self.regmap.point(name), value, multiple=self.regmap.request.write_multiple)
             await self.transact(req, Priority.COMMAND)

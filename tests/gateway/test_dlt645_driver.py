@@ -3,6 +3,7 @@ commands (trip / keep-power refusal / close), follow-up frames, and a silent met
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -121,3 +122,59 @@ async def test_block_items_fall_back_to_single_items(tmp_path: Path, blocks: boo
     else:
         # 3 voltages + total and 4 tariffs + balance, and the blocks are not asked again
         assert per_poll == 9 and meter.stats["unknown_di"] == 2
+
+
+async def test_read_set_time_and_raw_control_actions(tmp_path: Path) -> None:
+    meter = Dlt645Meter(A1, seed=6, start_time=time.time())
+    meter.physics.clock_skew_s = 40.0
+    line = LineSettings(2400, 8, "E", 1)
+    async with sim_line([meter], baud=2400, parity="E") as (path, _line), Bus("b", path, line) as bus:
+        d = driver(bus, A1, tmp_path, control=True, password="123456")
+        read = await d.execute("read", {"di": "00010000"})
+        assert read.status == "done" and read.answer["di"] == "00010000"
+        assert read.answer["values"]["energy_import_kwh"] == pytest.approx(
+            meter.values(time.time())["energy_import_kwh"], abs=0.02
+        )
+        with pytest.raises(Exception, match="neither"):
+            d.check_command("read", {"item": "no_such_item"})
+        assert (await d.execute("set_time", {})).status == "done"
+        await asyncio.sleep(0.6)
+        assert abs(meter.physics.clock_skew_s) < 2, "the meter took the gateway's time"
+        raw = await d.execute("raw_control", {"ciphertext": "00" * 16, "level": 98})
+        assert raw.status == "failed" and "refused" in raw.reason  # a plaintext meter has no ESAM
+
+
+@pytest.mark.parametrize("synchronised", [True, False], ids=["ntp-synced", "clock-unknown"])
+async def test_meter_clock_skew_is_published_and_corrected_only_from_a_synced_clock(
+    tmp_path: Path, synchronised: bool
+) -> None:
+    meter = Dlt645Meter(A1, seed=8, start_time=time.time())
+    meter.physics.clock_skew_s = 125.0
+    meter.physics.drift_s_per_day = 0.0
+    line = LineSettings(2400, 8, "E", 1)
+    async with sim_line([meter], baud=2400, parity="E") as (path, _line), Bus("b", path, line) as bus:
+        config = Dlt645Device(
+            kind="dlt645",
+            id=A1,
+            address=A1,
+            items=["energy_import_kwh"],
+            clock_check_s=1,
+            reply_timeout_ms=400,
+        )
+        ctx = DriverContext(
+            "gw",
+            lambda: int(time.time() * 1000),
+            tmp_path,
+            logging.getLogger("test"),
+            clock_synchronised=lambda: synchronised,
+        )
+        d = Dlt645Driver(config, bus, ctx)
+        first = await d.poll()
+        assert first.samples[0].values["meter_clock_skew_s"] == pytest.approx(125, abs=2)
+        events = [e.kind.value for e in first.events]
+        assert events == (["clock_set"] if synchronised else [])
+        await asyncio.sleep(1.5)
+        second = await d.poll()
+    expected = 0 if synchronised else 125
+    assert second.samples[0].values["meter_clock_skew_s"] == pytest.approx(expected, abs=2)
+    assert not second.events

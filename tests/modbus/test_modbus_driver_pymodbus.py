@@ -16,7 +16,7 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, M
 from pymodbus.server import ModbusTcpServer
 
 from gateway.bus import Bus
-from gateway.drivers.base import DriverContext
+from gateway.drivers.base import CommandRejected, DriverContext
 from gateway.drivers.modbus import ModbusDriver
 from gateway.drivers.modbus_config import ModbusDevice
 from gateway.errors import DeviceError
@@ -86,3 +86,19 @@ async def test_driver_reads_and_writes_a_pymodbus_server(tmp_path: Path) -> None
         with pytest.raises(DeviceError, match="ILLEGAL_DATA_ADDRESS"):
             await other.transact(ReadRequest(3, 500, 2))
         assert (await driver.poll()).samples[0].values["voltage_a_v"] == pytest.approx(230.1)
+
+
+async def test_write_action_checks_the_point_before_the_bus(tmp_path: Path) -> None:
+    (tmp_path / "map.yaml").write_text(MAP)
+    port = free_port()
+    config = ModbusDevice(kind="modbus", id="pm-7", unit=7, map=str(tmp_path / "map.yaml"), framing="tcp")
+    ctx = DriverContext("gw", lambda: int(time.time() * 1000), tmp_path, logging.getLogger("test"))
+    async with pymodbus_server(port) as server, Bus("tcp", f"tcp://127.0.0.1:{port}", LineSettings(0)) as bus:
+        driver = ModbusDriver(config, bus, ctx)
+        with pytest.raises(CommandRejected, match="not writable"):
+            driver.check_command("write", {"point": "voltage_a_v", "value": 1.0})
+        with pytest.raises(CommandRejected, match="no point"):
+            driver.check_command("write", {"point": "nope", "value": 1})
+        outcome = await driver.execute("write", {"point": "relay_commanded", "value": "open"})
+        assert outcome.status == "done" and outcome.state["relay_commanded"] == "open"
+        assert await server.async_getValues(7, 1, 0, 1) == [False]
