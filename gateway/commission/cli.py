@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name in PROTOCOLS:
         protocol_module(name).add_scan_arguments(scan)
     scan.set_defaults(handler=lambda args: _run(args, _scan))
+    from . import sniff
+
+    sniff.register(sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
