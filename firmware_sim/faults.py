@@ -63,3 +63,16 @@ class Faults:
     def noise(self, n: int) -> bytes:
         self.counts.noise_bursts += 1
         return bytes(self._rng.randrange(256) for _ in range(n))
+
+
+def take_fault(faults: dict[str, int | None]) -> str | None:
+    """The device fault that applies to this request (the first injected one), counting it down: a
+    fault injected for N requests is removed after the Nth; one injected with None stays until cleared."""
+    for fault, remaining in list(faults.items()):
+        if remaining is not None:
+            if remaining <= 1:
+                del faults[fault]
+            else:
+                faults[fault] = remaining - 1
+        return fault
+    return None

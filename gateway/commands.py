@@ -182,38 +182,27 @@ class CommandHandler:
             return
         if where.gw != self.gw:
             return
+        await self._publish(where.dev, cmd_id, "rejected", reason=f"{refused.code}: {refused.reason}")
+
+    async def _result(self, command: m.Command, status: m.CommandStatus, **fields: Any) -> None:
+        await self._publish(command.dev, command.id, status, **fields)
+
+    async def _publish(self, dev: str, cmd_id: str, status: m.CommandStatus, **fields: Any) -> None:
         ts = self.clock_ms()
 
         def build(seq: int) -> m.CommandResult:
             return m.CommandResult(
                 schema=m.SCHEMA_VERSION,
                 gw=self.gw,
-                dev=where.dev,
+                dev=dev,
                 seq=seq,
                 ts=ts,
                 id=cmd_id,
-                status="rejected",
-                reason=f"{refused.code}: {refused.reason}",
-            )
-
-        await self.publish(topics.cmd_result_topic(self.gw, where.dev), where.dev, build)
-
-    async def _result(self, command: m.Command, status: m.CommandStatus, **fields: Any) -> None:
-        ts = self.clock_ms()
-
-        def build(seq: int) -> m.CommandResult:
-            return m.CommandResult(
-                schema=m.SCHEMA_VERSION,
-                gw=self.gw,
-                dev=command.dev,
-                seq=seq,
-                ts=ts,
-                id=command.id,
                 status=status,
                 **fields,
             )
 
-        await self.publish(topics.cmd_result_topic(self.gw, command.dev), command.dev, build)
+        await self.publish(topics.cmd_result_topic(self.gw, dev), dev, build)
 
 
 class _Refused(Exception):

@@ -62,6 +62,7 @@ from protocols.dlt645 import (
 from protocols.errors import ConfigError, FrameError, ProtocolError
 
 from ..device import SimReply
+from ..faults import take_fault
 from .dlt645_meter import MeterHistory, local_timestamp
 from .modbus_meter import CostControl, PrepaidMeterPhysics, Refused
 
@@ -246,14 +247,7 @@ class Dlt645Meter:
         return abnormal_reply(self.address, function, code)
 
     def _active_fault(self) -> str | None:
-        for fault, remaining in list(self.faults.items()):
-            if remaining is not None:
-                if remaining <= 1:
-                    del self.faults[fault]
-                else:
-                    self.faults[fault] = remaining - 1
-            return fault
-        return None
+        return take_fault(self.faults)
 
     # ---- read data ------------------------------------------------------------------------------
 

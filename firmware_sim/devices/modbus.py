@@ -50,6 +50,7 @@ from protocols.modbus import (
 from protocols.modbus.rtu import BROADCAST, KNOWN_FUNCTIONS
 
 from ..device import SimReply
+from ..faults import take_fault
 from .modbus_meter import CostControl, PrepaidMeterPhysics, Refused
 
 DEFAULT_MAP: Final = "gridedge-prepaid"
@@ -157,14 +158,8 @@ class ModbusPrepaidMeter:
             return ExceptionReply(function, exc.code)
 
     def _active_fault(self) -> ExceptionCode | None:
-        for fault, remaining in list(self.faults.items()):
-            if remaining is not None:
-                if remaining <= 1:
-                    del self.faults[fault]
-                else:
-                    self.faults[fault] = remaining - 1
-            return DEVICE_FAULTS[fault]
-        return None
+        fault = take_fault(self.faults)
+        return None if fault is None else DEVICE_FAULTS[fault]
 
     def _read(self, req: ReadRequest, now: float) -> Reply:
         table = _TABLE_OF_READ[req.function]
