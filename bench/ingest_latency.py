@@ -1,0 +1,140 @@
+"""Ingest latency: publish -> queryable in InfluxDB, at a steady rate below the maximum.
+
+    .venv/bin/python bench/ingest_latency.py [--rate 1500] [--seconds 20] [--writers 1]
+
+A private Mosquitto and influxd are started, `--writers` gridedge ingest processes subscribe (a shared
+subscription when more than one), and readings are published at `--rate` per second (1 reading of 10
+values per message, 200 devices). Every 20th reading is probed: a thread queries InfluxDB every 10 ms
+until that point is visible; the time from its publish to the first query that sees it is its latency.
+Printed: p50 / p90 / p99 / max over the probed readings, and whether every reading arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
+
+VALUES = (
+    "voltage_a_v",
+    "voltage_b_v",
+    "voltage_c_v",
+    "current_a_a",
+    "current_b_a",
+    "current_c_a",
+    "power_active_kw",
+    "power_factor",
+    "energy_import_kwh",
+    "balance_cny",
+)
+
+
+def payload(dev: str, seq: int, ts: int) -> bytes:
+    values = {k: 200.0 + (seq % 97) / 10 for k in VALUES}
+    return json.dumps(
+        {"schema": 1, "gw": "gw-lat", "dev": dev, "seq": seq, "ts": ts, "values": values}
+    ).encode()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rate", type=float, default=1500)
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--writers", type=int, default=1)
+    args = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="gridedge-latency-"))
+    broker, db = Mosquitto(tmp / "mosquitto"), InfluxDB(tmp / "influxd", database="lat")
+    broker.start()
+    db.start()
+    writers = []
+    try:
+        for w in range(args.writers):
+            doc = {
+                "mqtt": {
+                    "host": "127.0.0.1",
+                    "port": broker.port,
+                    "client_id": f"lat-writer-{w}",
+                    **({"shared_group": "lat"} if args.writers > 1 else {}),
+                },
+                "influx": {"url": db.url, "database": "lat", "batch_points": 5000, "flush_interval_s": 0.1},
+            }
+            cfg = tmp / f"ingest-{w}.json"
+            cfg.write_text(json.dumps(doc))  # JSON is YAML
+            writers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "gridedge", "ingest", "run", "-c", str(cfg)],
+                    cwd=ROOT,
+                    stderr=(tmp / f"ingest-{w}.log").open("w"),
+                )
+            )
+        time.sleep(3)
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lat-pub")
+        pub.max_inflight_messages_set(1000)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        latencies: list[float] = []
+        probes: list[threading.Thread] = []
+
+        def probe(dev: str, ts: int, sent: float) -> None:
+            q = f'SELECT count("voltage_a_v") FROM "meter" WHERE "dev" = \'{dev}\' AND time = {ts}ms'
+            deadline = sent + 30
+            while time.monotonic() < deadline:
+                if db.query(q):
+                    latencies.append(time.monotonic() - sent)
+                    return
+                time.sleep(0.01)
+
+        total = int(args.rate * args.seconds)
+        t0 = time.monotonic()
+        base = int(time.time() * 1000)
+        for i in range(total):
+            due = t0 + i / args.rate
+            if (ahead := due - time.monotonic()) > 0:
+                time.sleep(ahead)
+            dev, ts = f"m{i % 200:04d}", base + (i // 200) * 1000
+            pub.publish(f"gridedge/v1/gw-lat/{dev}/reading", payload(dev, i + 1, ts), qos=1)
+            if i % 20 == 0:
+                t = threading.Thread(target=probe, args=(dev, ts, time.monotonic()), daemon=True)
+                t.start()
+                probes.append(t)
+        achieved = total / (time.monotonic() - t0)
+        for t in probes:
+            t.join(35)
+        pub.loop_stop()
+        time.sleep(1)
+        series = db.query('SELECT count("voltage_a_v") FROM "meter"')
+        stored = int(series[0]["values"][0][1]) if series else 0
+        q = statistics.quantiles(latencies, n=100)
+        print(
+            f"{args.writers} writer(s), {achieved:.0f} readings/s offered for {args.seconds:.0f} s, "
+            f"{stored}/{total} stored"
+        )
+        print(
+            f"publish -> queryable over {len(latencies)} probes: p50 {q[49] * 1000:.0f} ms, "
+            f"p90 {q[89] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+            "(goal p99 < 1 s)"
+        )
+    finally:
+        for w in writers:
+            w.terminate()
+            w.wait(20)
+        db.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
