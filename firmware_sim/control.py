@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable
 
@@ -54,6 +55,12 @@ async def control_loop(devices: Iterable[SimDevice], clock: Callable[[], float])
     """Serve commands from stdin until it closes (returns at once if stdin is a terminal or closed)."""
     if sys.stdin is None or sys.stdin.isatty():
         return
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return  # /dev/null, a regular file: epoll cannot watch them, and there is nothing to serve
     by_name = {d.name: d for d in devices}
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

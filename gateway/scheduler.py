@@ -95,6 +95,9 @@ class DeviceRunner:
                 log.warning("%s: answering again", self.driver.id)
             self.health.success(int(self.wall() * 1000), latency_ms)
             await self.sink.poll_result(self.driver, result)
+            for dev, sub in result.health.items():
+                sub.changed = False
+                await self.sink.health(self.driver, dev, sub)
         if self.health.changed:
             self.health.changed = False
             await self.sink.health(self.driver, self.driver.id, self.health)

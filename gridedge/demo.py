@@ -135,7 +135,12 @@ def run_demo(args: argparse.Namespace) -> int:
             key_file.chmod(0o600)
         gateway_env = {**mqtt, "GRIDEDGE_COMMANDS__KEY_FILE": str(key_file)}
         demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(EXAMPLES / "gateway.yaml")], gateway_env)
-        ingest_env = {**mqtt, "GRIDEDGE_INFLUX__URL": influx.url}
+        ingest_env = {
+            **mqtt,
+            "GRIDEDGE_INFLUX__URL": influx.url,
+            # alert state (and the cost-control ledger beside it) in the demo's own directory
+            "GRIDEDGE_ALERTS__STATE_PATH": str(workdir / "alerts.sqlite"),
+        }
         demo.spawn("ingest", ["-v", "ingest", "run", "-c", str(EXAMPLES / "ingest.yaml")], ingest_env)
         print(f"gateway and ingest running; logs in {workdir}/. Ctrl-C stops everything.")
         print(

@@ -9,6 +9,7 @@ import sys
 
 from protocols.errors import ConfigError
 
+from .alerts.billing import register_billing
 from .config import IngestConfig, load_config
 from .service import Ingest
 from .topology import Topology
@@ -17,12 +18,22 @@ from .topology import Topology
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ingest", help="the ingest service: MQTT -> InfluxDB (+ dead letters, self-metrics)")
     cmds = p.add_subparsers(dest="ingest_command", metavar="COMMAND", required=True)
-    run = cmds.add_parser("run", help="run the writer (SIGHUP reloads the topology, SIGTERM stops)")
+    run = cmds.add_parser(
+        "run", help="run the writer and/or the alert engine (SIGHUP reloads the topology, SIGTERM stops)"
+    )
     run.add_argument("-c", "--config", required=True)
+    run.add_argument(
+        "--role",
+        choices=("writer", "alerts", "all"),
+        default="all",
+        help="writer: MQTT -> InfluxDB; alerts: the alert engine; all (default): both in this process "
+        "(the engine only when alerts.enabled)",
+    )
     run.set_defaults(handler=run_ingest)
     check = cmds.add_parser("check", help="validate a config and its topology file")
     check.add_argument("-c", "--config", required=True)
     check.set_defaults(handler=run_check)
+    register_billing(cmds)
 
 
 def _load(path: str) -> tuple[IngestConfig, Topology] | None:
@@ -46,6 +57,11 @@ def run_check(args: argparse.Namespace) -> int:
         f"ok: mqtt {cfg.mqtt.host}:{cfg.mqtt.port} {cfg.mqtt.filters()} -> influx {cfg.influx.url} "
         f"(v{cfg.influx.version}); topology: {len(topology.devices)} device(s)"
     )
+    if cfg.alerts.enabled:
+        print(
+            f"alerts: state {cfg.alerts.state_path}, tick {cfg.alerts.tick_s} s, rule sets configured: "
+            f"{', '.join(sorted(cfg.alerts.rules)) or 'none (all defaults)'}"
+        )
     return 0
 
 
@@ -55,14 +71,27 @@ def run_ingest(args: argparse.Namespace) -> int:
         return 2
     cfg, topology = loaded
 
+    role = getattr(args, "role", "all")
+    writer = role in ("writer", "all")
+    alerts = role == "alerts" or (role == "all" and cfg.alerts.enabled)
+
     async def main() -> None:
-        ingest = Ingest(cfg, topology)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, ingest.reload_topology)
-        await ingest.run(stop)
+        # SIGHUP must never kill the process (its default); the alert rules keep the topology they
+        # were built with (a restart applies a new one)
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        async with asyncio.TaskGroup() as tg:
+            if writer:
+                ingest = Ingest(cfg, topology)
+                loop.add_signal_handler(signal.SIGHUP, ingest.reload_topology)
+                tg.create_task(ingest.run(stop), name="ingest:writer")
+            if alerts:
+                from .alerts.role import AlertsRole
+
+                tg.create_task(AlertsRole(cfg, topology).run(stop), name="ingest:alerts")
 
     asyncio.run(main())
     return 0

@@ -18,6 +18,8 @@ from protocols.config import Frozen
 from protocols.config import load as load_model
 from protocols.errors import ConfigError
 
+from .alerts.config import AlertsSection
+
 DEFAULT_TOPICS = [
     topics.gateway_filter(topics.TopicKind.READING),
     topics.gateway_filter(topics.TopicKind.EVENT),
@@ -83,6 +85,7 @@ class IngestConfig(Frozen):
     influx: InfluxSection = InfluxSection()
     topology: Path | None = None
     metrics: MetricsSection = MetricsSection()
+    alerts: AlertsSection = AlertsSection()
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> IngestConfig:
@@ -94,4 +97,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> I
     cfg = load_model(IngestConfig, text, source=str(path), environ=os.environ if environ is None else environ)
     if cfg.topology is not None and not cfg.topology.is_absolute():
         cfg = cfg.model_copy(update={"topology": path.parent / cfg.topology})
+    if not cfg.alerts.state_path.is_absolute():
+        alerts = cfg.alerts.model_copy(update={"state_path": path.parent / cfg.alerts.state_path})
+        cfg = cfg.model_copy(update={"alerts": alerts})
     return cfg

@@ -37,7 +37,7 @@ Source: TypeAlias = Literal["live", "frozen", "backfilled"]
 HealthState: TypeAlias = Literal["online", "degraded", "quarantined", "probing", "offline"]
 CommandStatus: TypeAlias = Literal["accepted", "rejected", "done", "failed"]
 AlertState: TypeAlias = Literal["pending", "firing", "resolved"]
-Severity: TypeAlias = Literal["info", "warning", "critical"]
+Severity: TypeAlias = Literal["info", "warning", "major", "critical"]
 
 
 class _Msg(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

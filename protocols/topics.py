@@ -10,7 +10,7 @@ Layer: pure contract (protocols). See the topic table in docs/mqtt-contract.md.
     gridedge/v1/{gw}/{dev}/cmd/result
     gridedge/v1/alerts/{rule}/{subject}     retained while firing
     gridedge/v1/deadletter                  payloads the ingest refused, with the reason
-    gridedge/v1/billing/{kind}              payments and tariff changes for the alert engine
+    gridedge/v1/billing/[{account}/]{kind}  payments, tariff changes, accounts for the alert engine
 """
 
 from __future__ import annotations
@@ -109,15 +109,15 @@ def parse_topic(topic: str) -> Topic:
     rest = parts[2:]
     head = rest[0]
     if head == "alerts":
-        if len(rest) != 3 or not rest[1] or not rest[2]:
+        if len(rest) < 3 or not rest[1] or not all(rest[2:]):
             raise ContractError("topic", f"{topic!r}: alert topics are {PREFIX}/alerts/RULE/SUBJECT")
-        return Topic(TopicKind.ALERT, rule=rest[1], subject=rest[2])
+        return Topic(TopicKind.ALERT, rule=rest[1], subject="/".join(rest[2:]))
     if head == "deadletter" and len(rest) == 1:
         return Topic(TopicKind.DEADLETTER)
     if head == "billing":
-        if len(rest) != 2 or not rest[1]:
-            raise ContractError("topic", f"{topic!r}: billing topics are {PREFIX}/billing/KIND")
-        return Topic(TopicKind.BILLING, subject=rest[1])
+        if len(rest) not in (2, 3) or not all(rest[1:]):
+            raise ContractError("topic", f"{topic!r}: billing topics are {PREFIX}/billing/[ACCOUNT/]KIND")
+        return Topic(TopicKind.BILLING, subject="/".join(rest[1:]))
     _check_topic_id("gw", head, topic)
     if len(rest) == 2 and rest[1] == "status":
         return Topic(TopicKind.STATUS, gw=head)

@@ -14,6 +14,8 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 have mosquitto || need_apt+=(mosquitto)
 have influxd || need_apt+=(influxdb)
 have mbpoll || need_apt+=(mbpoll)
+# tests/deploy/test_compose.py validates docker-compose.yml with `docker-compose config` (offline, no daemon)
+if ! have docker-compose && ! docker compose version >/dev/null 2>&1; then need_apt+=(docker-compose); fi
 if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   need_apt+=(python3 python3-venv python3-dev)
 elif [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then

@@ -18,6 +18,7 @@ from protocols.config import Frozen
 from protocols.messages import EventKind, Quality, Scalar, Source
 
 from ..bus import Bus
+from ..health import DeviceHealth
 from ..line import LineSettings, Timing
 
 
@@ -54,6 +55,8 @@ class DeviceEvent:
 class PollResult:
     samples: list[Sample] = field(default_factory=list)
     events: list[DeviceEvent] = field(default_factory=list)
+    # health of the driver's sub-devices (a hall's keypads and pads) that changed in this poll
+    health: dict[str, DeviceHealth] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,436 @@
+"""The alert engine: rules' raw Signals -> the alert life cycle `pending -> firing -> resolved`.
+
+Layer: ingest alert engine (synchronous, no network I/O, no wall clock: time comes from the injected
+`clock` callable, UNIX seconds). It persists through an optional `Store` (SQLite, local file) and
+returns `Change`s; the role (ingest/alerts/role.py) hands those to the outputs. Must not: publish,
+write InfluxDB or sleep.
+
+Life cycle of one (rule, subject):
+- an active Signal opens a PENDING alert (started_at = the signal's `started_at` or `at`); it FIRES once
+  the condition has held `pending_s` (at once when 0), checked on every signal and every tick;
+- a pending alert whose condition goes away before firing is dropped without a trace;
+- an inactive Signal starts the clearing clock (since the signal's `ended_at` or `at`); a firing alert
+  RESOLVES after `clear_s` without the condition coming back (hysteresis) with ended_at = when the
+  condition went away, and its duration;
+- flap damping: a subject that changed firing <-> resolved more than `flap.max_flips` times within
+  `flap.window_s` needs `max(clear_s, flap.hold_s)` of quiet to resolve;
+- `once` signals fire immediately and resolve by themselves `clear_s` later; they stay retrievable in
+  `recent()` (and the store's history);
+- repeated identical signals change nothing; a change of severity, message or start time of a firing
+  alert is an `updated` Change (re-published); value-only changes are kept but not re-published;
+- `started_at`/`ended_at` in a later Signal correct the alert (also a just-resolved one).
+
+A rule raising an exception is logged and counted (`rule_errors`), never stops the engine.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ..topology import Topology
+from .config import AlertsSection, FlapSection
+from .model import Alert, AlertState, Inbound, Rule, RuleContext, RuleSet, Severity, Signal
+from .store import Store, alert_from_json, alert_to_json
+
+log = logging.getLogger("ingest.alerts")
+
+ChangeKind = Literal["firing", "updated", "resolved"]
+RECENT = 1000  # resolved alerts kept in memory for `recent()`
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One publishable state change: `at` is when it happened (also the InfluxDB point's time)."""
+
+    kind: ChangeKind
+    alert: Alert
+    at: float
+
+
+@dataclass(slots=True)
+class Track:
+    """The engine's view of one (rule, subject): the alert and the raw condition behind it."""
+
+    alert: Alert
+    active: bool = True  # last reported raw condition
+    clearing_since: float | None = None  # condition gone since (firing alerts only)
+    pending_s: float = 0.0
+    clear_s: float = 0.0
+    once: bool = False
+    resolved_at: float | None = None  # decision time, for resolved tracks (InfluxDB point time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alert": alert_to_json(self.alert),
+            "active": self.active,
+            "clearing_since": self.clearing_since,
+            "pending_s": self.pending_s,
+            "clear_s": self.clear_s,
+            "once": self.once,
+            "resolved_at": self.resolved_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Track:
+        return cls(
+            alert=alert_from_json(data["alert"]),
+            active=bool(data.get("active", True)),
+            clearing_since=data.get("clearing_since"),
+            pending_s=float(data.get("pending_s", 0.0)),
+            clear_s=float(data.get("clear_s", 0.0)),
+            once=bool(data.get("once", False)),
+            resolved_at=data.get("resolved_at"),
+        )
+
+
+@dataclass
+class EngineStats:
+    messages: int = 0
+    signals: int = 0
+    fired: int = 0
+    resolved: int = 0
+    dropped_pending: int = 0
+    rule_errors: int = 0
+    damped: int = 0
+
+
+@dataclass
+class _Dirty:
+    tracks: set[tuple[str, str]] = field(default_factory=set)
+    removed: set[tuple[str, str]] = field(default_factory=set)
+    history: list[Track] = field(default_factory=list)
+    flaps: set[tuple[str, str]] = field(default_factory=set)
+
+
+class Engine:
+    """Feeds every Inbound to every rule, ticks them, and runs the alert life cycle on their Signals."""
+
+    def __init__(
+        self,
+        rules: Sequence[tuple[str, Rule]],
+        *,
+        clock: Callable[[], float],
+        store: Store | None = None,
+        flap: FlapSection | None = None,
+    ) -> None:
+        self.rules = list(rules)  # (snapshot key, rule)
+        self.clock = clock
+        self.store = store
+        self.flap = flap or FlapSection()
+        self.stats = EngineStats()
+        self._tracks: dict[tuple[str, str], Track] = {}
+        self._recent: collections.OrderedDict[tuple[str, str], Track] = collections.OrderedDict()
+        self._flips: dict[tuple[str, str], list[float]] = {}
+        self._dirty = _Dirty()
+        if store is not None:
+            self._restore(store)
+
+    @classmethod
+    def build(
+        cls,
+        section: AlertsSection,
+        topology: Topology,
+        sets: Iterable[RuleSet],
+        *,
+        clock: Callable[[], float],
+        store: Store | None = None,
+    ) -> Engine:
+        """Build every rule set's rules from `section.rules` (validated) with a context bound to us."""
+        sets = list(sets)
+        configs = section.rule_configs(sets)
+        engine = cls([], clock=clock, store=None, flap=section.flap)
+        ctx = RuleContext(topology=topology, firing=engine.firing, state_dir=section.state_path.parent)
+        for rs in sets:
+            for index, rule in enumerate(rs.build(configs[rs.name], ctx)):
+                engine.rules.append((f"{rs.name}:{index}:{','.join(rule.ids)}", rule))
+        if store is not None:
+            engine.store = store
+            engine._restore(store)
+        return engine
+
+    # ---- queries ------------------------------------------------------------------------------------
+
+    def firing(self, rule: str, subject: str) -> Alert | None:
+        track = self._tracks.get((rule, subject))
+        return track.alert if track is not None and track.alert.state is AlertState.FIRING else None
+
+    def alerts(self) -> list[Alert]:
+        """Current alerts (pending and firing)."""
+        return [t.alert for t in self._tracks.values()]
+
+    def recent(self) -> list[Alert]:
+        """Resolved alerts, oldest first (bounded; the store keeps a longer history)."""
+        return [t.alert for t in self._recent.values()]
+
+    def get(self, rule: str, subject: str) -> Alert | None:
+        """The current alert of (rule, subject), else its last resolved one."""
+        track = self._tracks.get((rule, subject)) or self._recent.get((rule, subject))
+        return track.alert if track is not None else None
+
+    # ---- input --------------------------------------------------------------------------------------
+
+    def on_message(self, inbound: Inbound) -> list[Change]:
+        now = self.clock()
+        self.stats.messages += 1
+        changes: list[Change] = []
+        for key, rule in self.rules:
+            try:
+                signals = list(rule.on_message(inbound, now))
+            except Exception:
+                self.stats.rule_errors += 1
+                log.exception("rule %s failed on %s", key, inbound.topic)
+                continue
+            changes += self.apply(signals, now)
+        return changes
+
+    def tick(self) -> list[Change]:
+        now = self.clock()
+        changes: list[Change] = []
+        for key, rule in self.rules:
+            try:
+                signals = list(rule.on_tick(now))
+            except Exception:
+                self.stats.rule_errors += 1
+                log.exception("rule %s failed on tick", key)
+                continue
+            changes += self.apply(signals, now)
+        for k in list(self._tracks):
+            changes += self._advance(k, now)
+        return changes
+
+    def apply(self, signals: Iterable[Signal], now: float) -> list[Change]:
+        changes: list[Change] = []
+        for s in signals:
+            self.stats.signals += 1
+            changes += self._signal(s, now)
+        return changes
+
+    # ---- the life cycle -----------------------------------------------------------------------------
+
+    def _signal(self, s: Signal, now: float) -> list[Change]:
+        k = (s.rule, s.subject)
+        track = self._tracks.get(k)
+        if s.once:
+            return self._once(s, track, now) if s.active else []
+        if not s.active:
+            if track is None:
+                return self._correct_resolved(s)
+            return self._inactive(k, track, s, now)
+        if track is None:
+            track = self._open(s)
+            return self._advance(k, now)
+        return self._active(k, track, s, now)
+
+    def _open(self, s: Signal) -> Track:
+        alert = Alert(
+            rule=s.rule,
+            subject=s.subject,
+            state=AlertState.PENDING,
+            severity=Severity(s.severity),
+            started_at=s.started_at if s.started_at is not None else s.at,
+            value=s.value,
+            message=s.message,
+            labels=dict(s.labels),
+        )
+        track = Track(alert, pending_s=s.pending_s, clear_s=s.clear_s)
+        k = alert.key
+        self._tracks[k] = track
+        self._dirty.tracks.add(k)
+        self._dirty.removed.discard(k)
+        return track
+
+    def _active(self, k: tuple[str, str], track: Track, s: Signal, now: float) -> list[Change]:
+        a = track.alert
+        before = (a.severity, a.message, a.started_at, dict(a.labels), a.value)
+        track.active = True
+        track.clearing_since = None
+        track.pending_s, track.clear_s = s.pending_s, s.clear_s
+        a.severity = Severity(s.severity)
+        a.message = s.message
+        a.value = s.value
+        a.labels = dict(s.labels)
+        if s.started_at is not None:
+            a.started_at = s.started_at
+        after = (a.severity, a.message, a.started_at, a.labels, a.value)
+        if after != before:
+            self._dirty.tracks.add(k)
+        if a.state is AlertState.PENDING:
+            return self._advance(k, now)
+        if after[:4] != before[:4]:
+            return [Change("updated", _copy(a), now)]
+        return []
+
+    def _inactive(self, k: tuple[str, str], track: Track, s: Signal, now: float) -> list[Change]:
+        a = track.alert
+        if a.state is AlertState.PENDING:
+            del self._tracks[k]
+            self._dirty.tracks.discard(k)
+            self._dirty.removed.add(k)
+            self.stats.dropped_pending += 1
+            return []
+        gone = s.ended_at if s.ended_at is not None else s.at
+        if track.active:
+            track.clearing_since = gone  # the condition just went away
+            self._dirty.tracks.add(k)
+        elif s.ended_at is not None and track.clearing_since != s.ended_at:
+            track.clearing_since = s.ended_at  # a better end time
+            self._dirty.tracks.add(k)
+        track.active = False
+        track.clear_s = s.clear_s
+        if s.started_at is not None and s.started_at != a.started_at:
+            a.started_at = s.started_at
+            self._dirty.tracks.add(k)
+        return self._advance(k, now)
+
+    def _advance(self, k: tuple[str, str], now: float) -> list[Change]:
+        """Time-driven transitions: pending -> firing, clearing -> resolved, once -> resolved."""
+        track = self._tracks[k]
+        a = track.alert
+        if a.state is AlertState.PENDING:
+            if track.active and now >= a.started_at + track.pending_s:
+                return [self._fire(k, track, now)]
+            return []
+        if track.once:
+            if now >= (a.fired_at or now) + track.clear_s:
+                return [self._resolve(k, track, now, ended_at=a.fired_at or now)]
+            return []
+        if track.active or track.clearing_since is None:
+            return []
+        hold = track.clear_s
+        if len(self._recent_flips(k, now)) > self.flap.max_flips:
+            hold = max(hold, self.flap.hold_s)
+            if a.flaps == 0:
+                self.stats.damped += 1
+            a.flaps = len(self._flips.get(k, ()))
+        if now >= track.clearing_since + hold:
+            return [self._resolve(k, track, now, ended_at=track.clearing_since)]
+        return []
+
+    def _fire(self, k: tuple[str, str], track: Track, now: float) -> Change:
+        a = track.alert
+        a.state = AlertState.FIRING
+        a.fired_at = now
+        self._flip(k, now)
+        self._dirty.tracks.add(k)
+        self.stats.fired += 1
+        return Change("firing", _copy(a), now)
+
+    def _resolve(self, k: tuple[str, str], track: Track, now: float, ended_at: float) -> Change:
+        a = track.alert
+        a.state = AlertState.RESOLVED
+        a.ended_at = max(ended_at, a.started_at)
+        track.resolved_at = now
+        del self._tracks[k]
+        self._dirty.tracks.discard(k)
+        self._dirty.removed.add(k)
+        self._dirty.history.append(track)
+        self._remember(k, track)
+        if not track.once:
+            self._flip(k, now)
+        self.stats.resolved += 1
+        return Change("resolved", _copy(a), now)
+
+    def _once(self, s: Signal, track: Track | None, now: float) -> list[Change]:
+        changes: list[Change] = []
+        k = (s.rule, s.subject)
+        if track is not None:
+            if track.alert.fired_at == s.at:
+                return []  # the same instantaneous event again (a redelivery)
+            changes.append(self._resolve(k, track, now, ended_at=now))
+        last = self._recent.get(k)
+        if last is not None and last.once and last.alert.fired_at == s.at:
+            return changes
+        track = self._open(s)
+        track.once = True
+        track.clear_s = s.clear_s
+        a = track.alert
+        a.state = AlertState.FIRING
+        a.fired_at = s.at
+        self.stats.fired += 1
+        changes.append(Change("firing", _copy(a), now))
+        return changes + self._advance(k, now)
+
+    def _correct_resolved(self, s: Signal) -> list[Change]:
+        """A late, better start or end time for an alert that has already resolved."""
+        track = self._recent.get((s.rule, s.subject))
+        if track is None or track.once:
+            return []
+        a = track.alert
+        started = s.started_at if s.started_at is not None else a.started_at
+        ended = s.ended_at if s.ended_at is not None else a.ended_at
+        if (started, ended) == (a.started_at, a.ended_at):
+            return []
+        a.started_at, a.ended_at = started, ended
+        self._dirty.history.append(track)
+        return [Change("resolved", _copy(a), track.resolved_at or self.clock())]
+
+    # ---- flaps --------------------------------------------------------------------------------------
+
+    def _flip(self, k: tuple[str, str], now: float) -> None:
+        flips = self._recent_flips(k, now)
+        flips.append(now)
+        self._flips[k] = flips
+        self._dirty.flaps.add(k)
+
+    def _recent_flips(self, k: tuple[str, str], now: float) -> list[float]:
+        return [t for t in self._flips.get(k, ()) if t > now - self.flap.window_s]
+
+    def _remember(self, k: tuple[str, str], track: Track) -> None:
+        self._recent.pop(k, None)
+        self._recent[k] = track
+        while len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+
+    # ---- persistence --------------------------------------------------------------------------------
+
+    def commit(self, snapshots: bool = True) -> None:
+        """Write what changed (and, with `snapshots`, every rule's state) in one transaction."""
+        if self.store is None:
+            self._dirty = _Dirty()
+            return
+        d, self._dirty = self._dirty, _Dirty()
+        rules: dict[str, dict[str, Any]] = {}
+        if snapshots:
+            for key, rule in self.rules:
+                try:
+                    rules[key] = rule.snapshot()
+                except Exception:
+                    self.stats.rule_errors += 1
+                    log.exception("rule %s: snapshot failed", key)
+        self.store.save(
+            tracks={k: self._tracks[k].to_json() for k in d.tracks if k in self._tracks},
+            removed=d.removed - set(self._tracks),
+            history=[t.to_json() for t in d.history],
+            flaps={k: self._flips.get(k, []) for k in d.flaps},
+            rules=rules,
+        )
+
+    def _restore(self, store: Store) -> None:
+        state = store.load()
+        self._tracks = {}
+        for data in state.tracks:
+            track = Track.from_json(data)
+            self._tracks[track.alert.key] = track
+        for data in state.history[-RECENT:]:
+            track = Track.from_json(data)
+            self._remember(track.alert.key, track)
+        self._flips = {k: list(v) for k, v in state.flaps.items()}
+        for key, rule in self.rules:
+            snap = state.rules.get(key)
+            if snap is None:
+                continue
+            try:
+                rule.restore(snap)
+            except Exception:
+                self.stats.rule_errors += 1
+                log.exception("rule %s: restore failed; it starts empty", key)
+        if self._tracks:
+            log.info("alerts: restored %d current alert(s) from %s", len(self._tracks), store.path)
+
+
+def _copy(alert: Alert) -> Alert:
+    return replace(alert, labels=dict(alert.labels))

@@ -1,0 +1,291 @@
+"""The prepaid account ledger of remote cost control: accounts, payments, tariff changes and the last
+collected energy register per meter, in one SQLite file, so a restart continues where it stopped.
+
+Layer: ingest alert state (synchronous SQLite, no network, no clock: every time is given). Must not:
+import the engine, MQTT or InfluxDB, or decide alerts (rules/costcontrol.py does).
+
+The **available balance** of an account = opening balance + payments - consumed cost, where consumed
+cost is charged incrementally as readings arrive: each sample newer than the meter's last one adds
+`(register - last register) x tariff in force`. So a tariff change applies from the next reading on,
+never retroactively. A sample older than (or as old as) the last one is ignored (a spool replay); a
+register that went *down* (meter exchanged) re-bases without a charge — the reading rules alert on it.
+With time-of-use tariffs (t1..t4) and samples carrying `energy_import_t1..t4_kwh`, each register is
+charged at its own rate; otherwise the total `energy_import_kwh` is charged at the flat tariff.
+
+Several processes may share the file (the alert role and `gridedge ingest billing import`): WAL mode,
+short transactions, nothing cached in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final, Literal
+
+__all__ = ["Account", "Charge", "Ledger", "Mode"]
+
+Mode = Literal["remote", "local"]
+TOTAL: Final = "energy_import_kwh"
+TOU: Final = tuple(f"energy_import_t{i}_kwh" for i in range(1, 5))
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS accounts (
+    account TEXT PRIMARY KEY, gw TEXT NOT NULL, dev TEXT NOT NULL, tariff REAL NOT NULL,
+    tariffs TEXT NOT NULL DEFAULT '[]', customer_class TEXT NOT NULL, keep_power INTEGER NOT NULL,
+    mode TEXT NOT NULL, opening REAL NOT NULL, created_at REAL NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS accounts_meter ON accounts (gw, dev);
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY, account TEXT NOT NULL, amount REAL NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tariff_changes (
+    id TEXT PRIMARY KEY, account TEXT NOT NULL, tariff REAL NOT NULL, tariffs TEXT NOT NULL,
+    at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS registers (
+    account TEXT PRIMARY KEY, ts_ms INTEGER NOT NULL, registers TEXT NOT NULL,
+    consumed_kwh REAL NOT NULL, consumed_cny REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account: str
+    gw: str
+    dev: str
+    tariff: float  # CNY/kWh, flat
+    tariffs: tuple[float, ...] = ()  # t1..t4 CNY/kWh when time-of-use
+    customer_class: str = "residential"
+    keep_power: bool = False
+    mode: Mode = "remote"
+    opening: float = 0.0  # opening balance, CNY
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What one accepted sample did to an account."""
+
+    account: str
+    ts_ms: int
+    kwh: float
+    cny: float
+    balance: float
+
+
+@dataclass(slots=True)
+class _Register:
+    ts_ms: int
+    values: dict[str, float] = field(default_factory=dict)
+    consumed_kwh: float = 0.0
+    consumed_cny: float = 0.0
+
+
+class Ledger:
+    """One SQLite ledger; `Ledger(":memory:")` for a throw-away one."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- accounts ---------------------------------------------------------------------------------
+
+    def upsert_account(self, acc: Account) -> bool:
+        """Create or update an account; False when nothing changed. The opening balance and start
+        time of an existing account are kept (payments, not account updates, move money)."""
+        old = self.account(acc.account)
+        if old is not None:
+            acc = Account(**{**_fields(acc), "opening": old.opening, "created_at": old.created_at})
+            if acc == old:
+                return False
+        moved = old is not None and (old.gw, old.dev) != (acc.gw, acc.dev)
+        with self._tx() as db:
+            if moved:  # a meter exchange: the next sample of the new meter is its start reading
+                db.execute("UPDATE registers SET registers='{}' WHERE account=?", (acc.account,))
+            db.execute(
+                "INSERT INTO accounts VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(account) DO UPDATE SET "
+                "gw=excluded.gw, dev=excluded.dev, tariff=excluded.tariff, tariffs=excluded.tariffs, "
+                "customer_class=excluded.customer_class, keep_power=excluded.keep_power, "
+                "mode=excluded.mode",
+                (
+                    acc.account, acc.gw, acc.dev, acc.tariff, json.dumps(list(acc.tariffs)),
+                    acc.customer_class, int(acc.keep_power), acc.mode, acc.opening, acc.created_at,
+                ),
+            )  # fmt: skip
+        return True
+
+    def account(self, account: str) -> Account | None:
+        row = self._db.execute("SELECT * FROM accounts WHERE account=?", (account,)).fetchone()
+        return None if row is None else _account(row)
+
+    def account_for_meter(self, gw: str, dev: str) -> Account | None:
+        row = self._db.execute("SELECT * FROM accounts WHERE gw=? AND dev=?", (gw, dev)).fetchone()
+        return None if row is None else _account(row)
+
+    def accounts(self) -> list[Account]:
+        return [_account(r) for r in self._db.execute("SELECT * FROM accounts ORDER BY account")]
+
+    # ---- money ------------------------------------------------------------------------------------
+
+    def apply_payment(self, payment_id: str, account: str, amount: float, at: float) -> bool:
+        """Record a payment once: False when this payment id was already applied."""
+        self._require(account)
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO payments VALUES (?,?,?,?)", (payment_id, account, amount, at)
+        )
+        return cur.rowcount == 1
+
+    def last_payment(self, account: str) -> tuple[str, float, float] | None:
+        """(id, amount, at) of the latest payment by payment time."""
+        row = self._db.execute(
+            "SELECT id, amount, at FROM payments WHERE account=? ORDER BY at DESC, rowid DESC LIMIT 1",
+            (account,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), float(row[1]), float(row[2]))
+
+    def change_tariff(
+        self, change_id: str, account: str, tariff: float, tariffs: tuple[float, ...], at: float
+    ) -> bool:
+        """Apply a tariff change once (by id) from the next reading on; False when a duplicate."""
+        self._require(account)
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO tariff_changes VALUES (?,?,?,?,?)",
+                (change_id, account, tariff, json.dumps(list(tariffs)), at),
+            )
+            if cur.rowcount != 1:
+                return False
+            db.execute(
+                "UPDATE accounts SET tariff=?, tariffs=? WHERE account=?",
+                (tariff, json.dumps(list(tariffs)), account),
+            )
+        return True
+
+    def balance(self, account: str) -> float:
+        acc = self._require(account)
+        paid = self._db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM payments WHERE account=?", (account,)
+        ).fetchone()[0]
+        reg = self._register(account)
+        return acc.opening + float(paid) - (reg.consumed_cny if reg else 0.0)
+
+    def balances(self) -> dict[str, float]:
+        """The available balance of every account, in one query (the rules' timer)."""
+        rows = self._db.execute(
+            "SELECT a.account, a.opening + COALESCE(p.paid, 0) - COALESCE(r.consumed_cny, 0) "
+            "FROM accounts a "
+            "LEFT JOIN (SELECT account, SUM(amount) AS paid FROM payments GROUP BY account) p "
+            "ON p.account = a.account LEFT JOIN registers r ON r.account = a.account"
+        )
+        return {str(acc): float(bal) for acc, bal in rows}
+
+    def consumed_kwh(self, account: str) -> float:
+        reg = self._register(account)
+        return reg.consumed_kwh if reg else 0.0
+
+    # ---- readings ---------------------------------------------------------------------------------
+
+    def record_sample(self, gw: str, dev: str, ts_ms: int, values: Mapping[str, Any]) -> Charge | None:
+        """Charge one sample of a meter; None when the meter has no account, the sample has no
+        energy register, or it is not newer than the last one."""
+        acc = self.account_for_meter(gw, dev)
+        if acc is None:
+            return None
+        regs = {k: float(v) for k, v in values.items() if k in (TOTAL, *TOU) and _is_number(v)}
+        if TOTAL not in regs:
+            return None
+        reg = self._register(acc.account)
+        if reg is None:  # the start reading: nothing consumed yet
+            self._save_register(acc.account, _Register(ts_ms, regs))
+            return Charge(acc.account, ts_ms, 0.0, 0.0, self.balance(acc.account))
+        if ts_ms <= reg.ts_ms:
+            return None
+        kwh, cny = _charge(acc, reg.values, regs)
+        reg.consumed_kwh += kwh
+        reg.consumed_cny += cny
+        reg.ts_ms = ts_ms
+        reg.values = {**reg.values, **regs}
+        self._save_register(acc.account, reg)
+        return Charge(acc.account, ts_ms, kwh, cny, self.balance(acc.account))
+
+    def last_ts_ms(self, account: str) -> int | None:
+        reg = self._register(account)
+        return reg.ts_ms if reg else None
+
+    # ---- private ----------------------------------------------------------------------------------
+
+    def _require(self, account: str) -> Account:
+        acc = self.account(account)
+        if acc is None:
+            raise KeyError(f"unknown account {account!r}")
+        return acc
+
+    def _register(self, account: str) -> _Register | None:
+        row = self._db.execute(
+            "SELECT ts_ms, registers, consumed_kwh, consumed_cny FROM registers WHERE account=?",
+            (account,),
+        ).fetchone()
+        if row is None:
+            return None
+        return _Register(int(row[0]), json.loads(row[1]), float(row[2]), float(row[3]))
+
+    def _save_register(self, account: str, reg: _Register) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO registers VALUES (?,?,?,?,?)",
+            (account, reg.ts_ms, json.dumps(reg.values), reg.consumed_kwh, reg.consumed_cny),
+        )
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _charge(acc: Account, old: Mapping[str, float], new: Mapping[str, float]) -> tuple[float, float]:
+    """(kWh, CNY) between two register sets; a register that went down re-bases without charge."""
+    kwh = new[TOTAL] - old.get(TOTAL, new[TOTAL])
+    if kwh <= 0:
+        return 0.0, 0.0
+    if len(acc.tariffs) == len(TOU) and all(t in new and t in old for t in TOU):
+        deltas = [max(0.0, new[t] - old[t]) for t in TOU]
+        return kwh, sum(d * rate for d, rate in zip(deltas, acc.tariffs, strict=True))
+    return kwh, kwh * acc.tariff
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _fields(acc: Account) -> dict[str, Any]:
+    return {f.name: getattr(acc, f.name) for f in fields(acc)}
+
+
+def _account(row: tuple[Any, ...]) -> Account:
+    return Account(
+        account=row[0], gw=row[1], dev=row[2], tariff=float(row[3]),
+        tariffs=tuple(json.loads(row[4])), customer_class=row[5], keep_power=bool(row[6]),
+        mode=row[7], opening=float(row[8]), created_at=float(row[9]),
+    )  # fmt: skip

@@ -1,0 +1,200 @@
+"""`gridedge ingest run --role alerts`: MQTT deliveries -> decoded Inbound -> engine -> outputs, plus a
+timer that ticks the engine (silence is a signal).
+
+Layer: ingest alert service. Its own MQTT session (client id `mqtt.client_id + alerts.client_id_suffix`,
+QoS 1, persistent, manual acknowledgements through ingest.subscriber): a batch of deliveries is
+acknowledged only after the engine committed the alerts and rule state it produced, so a crash
+loses nothing (the broker redelivers). Payloads are decoded with the same contract as the writer; a
+malformed one is counted and skipped (the writer dead-letters it). Must not: write device data.
+
+The clock is injectable (a callable returning UNIX seconds) so tests run in compressed time;
+`tick()` and `sync_topic` let a test drive and observe the role deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from protocols import messages as m
+from protocols import topics
+from protocols.errors import ContractError
+
+from ..config import IngestConfig
+from ..errors import RetryableWrite
+from ..influx import InfluxV1, make_writer
+from ..subscriber import Delivery, Subscriber
+from ..topology import Topology
+from .engine import Engine
+from .model import Inbound, RuleSet
+from .outputs import Outputs, Publisher
+from .rules import rulesets
+from .store import Store
+
+log = logging.getLogger("ingest.alerts")
+
+TAKE = 1000
+
+_MODELS: dict[topics.TopicKind, type[Any]] = {
+    topics.TopicKind.READING: m.Reading,
+    topics.TopicKind.EVENT: m.Event,
+    topics.TopicKind.HEALTH: m.Health,
+    topics.TopicKind.STATUS: m.Status,
+    topics.TopicKind.CMD: m.Command,
+    topics.TopicKind.CMD_RESULT: m.CommandResult,
+}
+
+
+@dataclass
+class RoleStats:
+    received: int = 0
+    malformed: int = 0
+    acked: int = 0
+
+
+def decode(topic: str, payload: bytes) -> Inbound:
+    """A delivery as the rules see it; raise ContractError for anything the contract refuses."""
+    where = topics.parse_topic(topic)
+    if where.kind is topics.TopicKind.BILLING:
+        try:
+            data = json.loads(payload)
+        except ValueError as exc:
+            raise ContractError("$", f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ContractError("$", "a billing payload must be a JSON object")
+        return Inbound(topic, "", "", data)
+    model = _MODELS.get(where.kind)
+    if model is None:
+        raise ContractError("topic", f"{topic}: the alert engine does not read {where.kind.value} messages")
+    message = m.decode(model, payload)
+    if message.gw != where.gw:
+        raise ContractError("$.gw", f"payload gateway {message.gw!r} != topic gateway {where.gw!r}")
+    dev = getattr(message, "dev", "")
+    if where.dev and dev != where.dev:
+        raise ContractError("$.dev", f"payload device {dev!r} != topic device {where.dev!r}")
+    return Inbound(topic, where.gw, where.dev, message)
+
+
+class AlertsRole:
+    def __init__(
+        self,
+        cfg: IngestConfig,
+        topology: Topology | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sets: Iterable[RuleSet] | None = None,
+        sync_topic: str | None = None,
+    ) -> None:
+        section = cfg.alerts
+        self.cfg = cfg
+        self.sets = list(rulesets() if sets is None else sets)
+        self.sync_topic = sync_topic
+        filters = list(cfg.mqtt.topics)
+        for rs in self.sets:
+            filters += [t for t in rs.topics if t not in filters]
+        if sync_topic is not None:
+            filters.append(sync_topic)
+        client_id = cfg.mqtt.client_id + section.client_id_suffix
+        # never a shared subscription: stateful rules must see every message of their gateways
+        mqtt_cfg = cfg.mqtt.model_copy(
+            update={"client_id": client_id, "topics": filters, "shared_group": None}
+        )
+        self.subscriber = Subscriber(mqtt_cfg)
+        self.store = Store(section.state_path, section.history)
+        self.engine = Engine.build(
+            section, topology or Topology.empty(), self.sets, clock=clock, store=self.store
+        )
+        self.writer = make_writer(cfg.influx)
+        self.outputs = Outputs(Publisher(cfg.mqtt, client_id + "-pub"), self.writer, section.webhook)
+        self.stats = RoleStats()
+        self.synced: list[bytes] = []  # sync markers seen, in order (tests)
+        self._synced_event = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._prepare_database()
+        assert self.outputs.publisher is not None
+        self.outputs.publisher.start()
+        self.subscriber.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._consume(), name="alerts:consume"),
+                    tg.create_task(self._ticker(), name="alerts:tick"),
+                    tg.create_task(self.outputs.run_webhook(), name="alerts:webhook"),
+                ]
+                await stop.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            try:
+                self.engine.commit()
+            finally:
+                await asyncio.to_thread(self.subscriber.stop)
+                await asyncio.to_thread(self.outputs.publisher.stop)
+                await self.outputs.close()
+                await self.writer.close()
+                self.store.close()
+
+    async def tick(self) -> None:
+        """Evaluate the timers once (the ticker does this every `alerts.tick_s`)."""
+        async with self._lock:
+            changes = self.engine.tick()
+            await self.outputs.emit(changes)
+            if not changes:
+                await self.outputs.flush_influx()  # retry what the database could not take
+            self.engine.commit()
+
+    async def wait_synced(self, marker: bytes, timeout: float) -> bool:
+        """True once a delivery on `sync_topic` with this payload has been processed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while marker not in self.synced:
+                    self._synced_event.clear()
+                    await self._synced_event.wait()
+        return marker in self.synced
+
+    async def _prepare_database(self) -> None:
+        if isinstance(self.writer, InfluxV1) and self.cfg.influx.create_database:
+            try:
+                await self.writer.create_database()
+            except RetryableWrite as exc:  # the points wait in the outputs until it is back
+                log.warning("alerts: influx: %s", exc)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.alerts.tick_s)
+            await self.tick()
+
+    async def _consume(self) -> None:
+        while True:
+            batch = await self.subscriber.take(TAKE, None)
+            async with self._lock:
+                markers = [self._process(d) for d in batch]
+                changes = [c for found in markers if isinstance(found, list) for c in found]
+                await self.outputs.emit(changes)
+                self.engine.commit()
+            acked = await asyncio.to_thread(self.subscriber.ack, batch)
+            self.stats.acked += acked
+            seen = [x for x in markers if isinstance(x, bytes)]
+            if seen:
+                self.synced += seen
+                self._synced_event.set()
+
+    def _process(self, d: Delivery) -> list[Any] | bytes:
+        self.stats.received += 1
+        if d.topic == self.sync_topic:
+            return d.payload
+        try:
+            inbound = decode(d.topic, d.payload)
+        except ContractError as exc:
+            self.stats.malformed += 1
+            log.debug("alerts: skipped %s: %s: %s", d.topic, exc.field, exc.reason)
+            return []
+        return self.engine.on_message(inbound)

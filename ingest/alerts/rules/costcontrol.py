@@ -1,0 +1,364 @@
+"""Remote cost control (远程费控): the prepaid balance ladder, reconnection after payment, meter-reported
+balance against the computed one, and relay misoperation.
+
+Layer: ingest alert rules. Pure apart from the ledger (a local SQLite file, synchronous, see
+ingest/alerts/ledger.py): no network, no wall clock (time is the `now` given), no asyncio.
+
+Rule ids and subjects:
+- `balance_low` (account/{id}): computed available balance below the class's reminder threshold
+  (severity info) or warning threshold (severity warning); superseded by `arrears`.
+- `arrears` (account/{id}): computed balance < 0. Never from a meter display alone (domain.md): only
+  the ledger's balance (opening + payments - collected energy x tariff) counts.
+- `reconnect_overdue` (account/{id}): a payment lifted an account out of arrears and the meter's relay
+  has not been read back closed within the deadline (sgcc 24 h, csg 12 h, or configured); a closed
+  relay resolves it, the alert value is then the payment -> closed time in seconds.
+- `balance_divergence` ({gw}/{dev}): a local-cost-control meter's own `balance_cny` (minus
+  `overdraft_cny`) differs from the computed balance by more than max(abs, rel x |balance|).
+- `relay_misoperation` ({gw}/{dev}): relay reads open (or is commanded open) while current / power
+  flows, or actual and commanded relay state disagree for longer than the settle time (readings,
+  `relay_change` events and command read-backs in CommandResult.state all carry the relay state).
+
+Messages are stable while a condition lasts (the engine re-publishes a firing alert whose message
+changes); the changing figure (balance, difference, hours) is the Signal's `value`.
+
+Keep-power accounts still get these alerts (labelled keep_power=true) but never a trip: the rules
+here only inform; the optional automatic trip policy lives in `TripPolicy` (off by default).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import Field
+
+from protocols import messages as m
+from protocols.config import Frozen
+from protocols.errors import ContractError
+
+from ..billing import apply_billing, parse_billing_topic
+from ..ledger import Account, Ledger
+from ..model import (
+    Inbound,
+    RuleContext,
+    RuleSet,
+    Severity,
+    Signal,
+    account_subject,
+    meter_subject,
+)
+
+__all__ = ["RULESET", "CostControlConfig", "CostControlRule", "LadderThresholds"]
+
+RECONNECT_PRESETS: Final = {"sgcc": 24 * 3600.0, "csg": 12 * 3600.0}
+Level = Literal["ok", "reminder", "warning", "arrears"]
+_CURRENTS: Final = ("current_a_a", "current_b_a", "current_c_a")
+
+
+class LadderThresholds(Frozen):
+    reminder_cny: float = Field(default=50.0, description="balance below this: reminder (severity info)")
+    warning_cny: float = Field(default=10.0, description="balance below this: warning (severity warning)")
+
+
+class SiteOverride(Frozen):
+    classes: dict[str, LadderThresholds] = Field(default_factory=dict, description="per class, this site")
+    reconnect_deadline_s: float | None = Field(default=None, gt=0, description="stricter local promise")
+
+
+class CostControlConfig(Frozen):
+    """`alerts.rules.costcontrol` in ingest.yaml."""
+
+    ledger_path: Path = Field(
+        default=Path("costcontrol-ledger.sqlite"),
+        description="the account ledger (SQLite); relative: from the alert state file's folder",
+    )
+    classes: dict[str, LadderThresholds] = Field(
+        default_factory=lambda: {
+            "residential": LadderThresholds(reminder_cny=50.0, warning_cny=10.0),
+            "commercial": LadderThresholds(reminder_cny=200.0, warning_cny=50.0),
+        },
+        description="ladder thresholds per customer class (default: residential 50/10, commercial 200/50)",
+    )
+    default_thresholds: LadderThresholds = Field(
+        default_factory=LadderThresholds, description="for classes not listed (50/10 CNY)"
+    )
+    sites: dict[str, SiteOverride] = Field(default_factory=dict, description="per-site overrides")
+    reconnect_preset: Literal["sgcc", "csg"] = Field(
+        default="sgcc", description="payment -> reconnection promise: sgcc 24 h, csg 12 h"
+    )
+    reconnect_deadline_s: float | None = Field(default=None, gt=0, description="overrides the preset")
+    divergence_abs_cny: float = Field(default=1.0, ge=0, description="tolerance in CNY ...")
+    divergence_rel: float = Field(default=0.02, ge=0, description="... or as a share of the balance")
+    divergence_pending_s: float = Field(default=900.0, ge=0, description="how long it must diverge")
+    relay_current_a: float = Field(default=0.1, ge=0, description="current above this 'flows'")
+    relay_power_kw: float = Field(default=0.02, ge=0, description="active power above this 'flows'")
+    relay_settle_s: float = Field(default=120.0, ge=0, description="commanded vs actual may differ this long")
+    balance_clear_s: float = Field(default=0.0, ge=0, description="hysteresis of balance_low / arrears")
+
+    def thresholds(self, site: str, customer_class: str) -> LadderThresholds:
+        override = self.sites.get(site)
+        if override is not None and customer_class in override.classes:
+            return override.classes[customer_class]
+        return self.classes.get(customer_class, self.default_thresholds)
+
+    def reconnect_deadline(self, site: str) -> float:
+        override = self.sites.get(site)
+        if override is not None and override.reconnect_deadline_s is not None:
+            return override.reconnect_deadline_s
+        return self.reconnect_deadline_s or RECONNECT_PRESETS[self.reconnect_preset]
+
+
+class CostControlRule:
+    ids = ("balance_low", "arrears", "reconnect_overdue", "balance_divergence", "relay_misoperation")
+
+    def __init__(self, cfg: CostControlConfig, ctx: RuleContext, ledger: Ledger | None = None) -> None:
+        self.cfg = cfg
+        self.ctx = ctx
+        self.ledger = ledger if ledger is not None else Ledger(ctx.state_dir / cfg.ledger_path)
+        self._level: dict[str, Level] = {}  # account -> last reported ladder level
+        self._reconnect: dict[str, dict[str, Any]] = {}  # account -> {since, payment, closed_at}
+        self._relay: dict[str, dict[str, Any]] = {}  # meter subject -> {relay, commanded, since}
+        self.rejected = 0  # billing payloads refused (each also raised as a ContractError)
+
+    # ---- the Rule protocol ------------------------------------------------------------------------
+
+    def on_message(self, inbound: Inbound, now: float) -> Iterable[Signal]:
+        msg = inbound.message
+        if isinstance(msg, m.Reading):
+            return self._reading(inbound.gw, inbound.dev, msg, now)
+        if isinstance(msg, m.Event) and msg.event is m.EventKind.RELAY_CHANGE:
+            return self._relay_state(inbound.gw, inbound.dev, msg.ts, {"relay": msg.data.get("relay")}, now)
+        if isinstance(msg, m.CommandResult) and msg.state:
+            return self._relay_state(inbound.gw, inbound.dev, msg.ts, dict(msg.state), now)
+        if "/billing/" in inbound.topic:
+            return self._billing(inbound.topic, msg, now)
+        return []
+
+    def on_tick(self, now: float) -> Iterable[Signal]:
+        signals: list[Signal] = []
+        balances = self.ledger.balances()
+        for acc in self.ledger.accounts():
+            signals += self._ladder(acc, balances.get(acc.account, 0.0), now)
+        return signals
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"level": dict(self._level), "reconnect": dict(self._reconnect), "relay": dict(self._relay)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self._level = dict(state.get("level", {}))
+        self._reconnect = {k: dict(v) for k, v in state.get("reconnect", {}).items()}
+        self._relay = {k: dict(v) for k, v in state.get("relay", {}).items()}
+
+    # ---- inputs -----------------------------------------------------------------------------------
+
+    def _billing(self, topic: str, payload: Any, now: float) -> list[Signal]:
+        if isinstance(payload, bytes | str):
+            payload = json.loads(payload)
+        try:
+            if not isinstance(payload, Mapping):
+                raise ContractError("$", "a billing payload must be a JSON object")
+            account, kind = parse_billing_topic(topic, payload)
+            record = {k: v for k, v in payload.items() if k != "account"}
+            apply_billing(self.ledger, account, kind, record, now=now, topology=self.ctx.topology)
+        except Exception:
+            self.rejected += 1
+            raise
+        acc = self.ledger.account(account)
+        return [] if acc is None else self._ladder(acc, self.ledger.balance(account), now)
+
+    def _reading(self, gw: str, dev: str, reading: m.Reading, now: float) -> list[Signal]:
+        signals: list[Signal] = []
+        acc: Account | None = None
+        for sample in sorted(reading.samples(), key=lambda s: s.ts):
+            charge = self.ledger.record_sample(gw, dev, sample.ts, sample.values)
+            if charge is not None:
+                acc = acc or self.ledger.account(charge.account)
+                signals += self._divergence(acc, sample.values, charge.balance, now)
+            if any(k in sample.values for k in ("relay", "relay_commanded")):
+                signals += self._relay_state(gw, dev, sample.ts, sample.values, now)
+        acc = acc or self.ledger.account_for_meter(gw, dev)
+        if acc is not None:
+            signals += self._ladder(acc, self.ledger.balance(acc.account), now)
+        return signals
+
+    # ---- the balance ladder and reconnection ------------------------------------------------------
+
+    def _ladder(self, acc: Account, balance: float, now: float) -> list[Signal]:
+        t = self.cfg.thresholds(self.ctx.topology.site(acc.gw), acc.customer_class)
+        level: Level = (
+            "arrears" if balance < 0
+            else "warning" if balance < t.warning_cny
+            else "reminder" if balance < t.reminder_cny
+            else "ok"
+        )  # fmt: skip
+        previous = self._level.get(acc.account, "ok")
+        self._level[acc.account] = level
+        labels = self._labels(acc)
+        subject = account_subject(acc.account)
+        low = level in ("reminder", "warning")
+        threshold = t.warning_cny if level == "warning" else t.reminder_cny
+        low_severity = Severity.WARNING if level == "warning" else Severity.INFO
+        keep = " (keep-power: no trip)" if acc.keep_power else ""
+        clear = self.cfg.balance_clear_s
+        signals = [
+            Signal("balance_low", subject, low, now, low_severity, balance,
+                   f"{acc.account}: available balance below {threshold:g} CNY ({level})",
+                   clear_s=clear, labels=labels),
+            Signal("arrears", subject, level == "arrears", now, Severity.MAJOR, balance,
+                   f"{acc.account}: in arrears (available balance below 0){keep}",
+                   clear_s=clear, labels=labels),
+        ]  # fmt: skip
+        if previous == "arrears" and level != "arrears":
+            self._start_reconnect(acc, now)
+        return signals + self._reconnect_check(acc, now)
+
+    def _start_reconnect(self, acc: Account, now: float) -> None:
+        last = self.ledger.last_payment(acc.account)
+        since = last[2] if last is not None and last[2] <= now else now
+        self._reconnect[acc.account] = {"since": since, "payment": last[0] if last else "", "closed_at": None}
+        relay = self._relay.get(meter_subject(acc.gw, acc.dev), {})
+        if relay.get("relay") == "closed" and relay.get("ts", 0.0) >= since:
+            self._reconnect[acc.account]["closed_at"] = relay["ts"]
+
+    def _reconnect_check(self, acc: Account, now: float) -> list[Signal]:
+        clock = self._reconnect.get(acc.account)
+        if clock is None:
+            return []
+        since = float(clock["since"])
+        deadline = self.cfg.reconnect_deadline(self.ctx.topology.site(acc.gw))
+        subject = account_subject(acc.account)
+        labels = {**self._labels(acc), "payment": str(clock["payment"])}
+        closed_at = clock["closed_at"]
+        if closed_at is not None:
+            del self._reconnect[acc.account]
+            taken = float(closed_at) - since
+            return [
+                Signal("reconnect_overdue", subject, False, now, Severity.WARNING, taken,
+                       f"{acc.account}: relay closed {taken / 3600:.1f} h after payment",
+                       ended_at=float(closed_at), labels=labels)
+            ]  # fmt: skip
+        overdue = now - since >= deadline
+        return [
+            Signal("reconnect_overdue", subject, overdue, now, Severity.MAJOR, now - since,
+                   f"{acc.account}: relay not confirmed closed within {deadline / 3600:g} h of "
+                   f"payment {clock['payment'] or '(unknown id)'}",
+                   started_at=since + deadline if overdue else None, labels=labels)
+        ]  # fmt: skip
+
+    # ---- meter-side checks ------------------------------------------------------------------------
+
+    def _divergence(
+        self, acc: Account | None, values: Mapping[str, Any], computed: float, now: float
+    ) -> list[Signal]:
+        reported = values.get("balance_cny")
+        if acc is None or acc.mode != "local" or not isinstance(reported, int | float):
+            return []
+        overdraft = values.get("overdraft_cny")
+        meter_balance = float(reported) - (float(overdraft) if isinstance(overdraft, int | float) else 0.0)
+        diff = abs(meter_balance - computed)
+        tolerance = max(self.cfg.divergence_abs_cny, self.cfg.divergence_rel * abs(computed))
+        return [
+            Signal("balance_divergence", meter_subject(acc.gw, acc.dev), diff > tolerance, now,
+                   Severity.WARNING, diff,
+                   f"{acc.account}: meter-reported balance differs from the computed one beyond "
+                   f"max({self.cfg.divergence_abs_cny:g} CNY, {self.cfg.divergence_rel:.0%})",
+                   pending_s=self.cfg.divergence_pending_s, labels=self._labels(acc))
+        ]  # fmt: skip
+
+    def _relay_state(
+        self, gw: str, dev: str, ts_ms: int, values: Mapping[str, Any], now: float
+    ) -> list[Signal]:
+        subject = meter_subject(gw, dev)
+        state = self._relay.setdefault(subject, {})
+        ts = ts_ms / 1000.0
+        if ts < state.get("ts", 0.0):
+            return []  # an older sample (spool replay) says nothing about the relay now
+        state["ts"] = ts
+        for key, name in (("relay", "relay"), ("relay_commanded", "commanded")):
+            if values.get(key) in ("open", "closed"):
+                state[name] = values[key]
+        acc = self.ledger.account_for_meter(gw, dev)
+        signals = self._misoperation(subject, state, values, acc, now)
+        if acc is not None and state.get("relay") == "closed":
+            clock = self._reconnect.get(acc.account)
+            if clock is not None and clock["closed_at"] is None and ts >= float(clock["since"]):
+                clock["closed_at"] = ts
+                signals += self._reconnect_check(acc, now)
+        return signals
+
+    def _misoperation(
+        self, subject: str, state: dict[str, Any], values: Mapping[str, Any], acc: Account | None, now: float
+    ) -> list[Signal]:
+        relay, commanded = state.get("relay"), state.get("commanded")
+        flow = self._flowing(values)  # judged on this sample only: a stale current says nothing
+        opened = "open" in (relay, commanded)
+        if flow is not None and flow[0] and opened:
+            cause, why, pending = "flow", f"relay {relay}, commanded {commanded}, but {flow[1]} flows", 0.0
+            value: float | None = flow[2]
+        elif relay is not None and commanded is not None and relay != commanded:
+            cause, why = "mismatch", f"commanded {commanded} but relay reads {relay}"
+            pending, value = self.cfg.relay_settle_s, None
+        elif opened and flow is None and state.get("cause") == "flow":
+            return []  # still open and this sample carries no current: no new evidence
+        else:
+            state.pop("cause", None)
+            return [self._misop_signal(subject, False, now, acc)]
+        state["cause"] = cause
+        return [self._misop_signal(subject, True, now, acc, why=why, pending=pending, value=value)]
+
+    def _flowing(self, values: Mapping[str, Any]) -> tuple[bool, str, float] | None:
+        """(flows?, which quantity, its value) from this sample; None when it has no current or power."""
+        seen: list[str] = []
+        for name in _CURRENTS:
+            v = values.get(name)
+            if isinstance(v, int | float):
+                if abs(v) > self.cfg.relay_current_a:
+                    return True, name, float(v)
+                seen.append(name)
+        p = values.get("power_active_kw")
+        if isinstance(p, int | float):
+            if abs(p) > self.cfg.relay_power_kw:
+                return True, "power_active_kw", float(p)
+            seen.append("power_active_kw")
+        return (False, "", 0.0) if seen else None
+
+    def _misop_signal(
+        self,
+        subject: str,
+        active: bool,
+        now: float,
+        acc: Account | None,
+        *,
+        why: str = "",
+        pending: float = 0.0,
+        value: float | None = None,
+    ) -> Signal:
+        labels = self._labels(acc) if acc is not None else {}
+        message = f"{subject}: {why}" if why else ""
+        return Signal(
+            "relay_misoperation", subject, active, now, Severity.MAJOR, value, message,
+            pending_s=pending, labels=labels,
+        )  # fmt: skip
+
+    # ---- helpers ----------------------------------------------------------------------------------
+
+    def _labels(self, acc: Account) -> dict[str, str]:
+        tags = self.ctx.topology.tags(acc.gw, acc.dev)
+        return {
+            **{k: v for k, v in tags.items() if k in ("site", "area", "phase")},
+            "gw": acc.gw,
+            "dev": acc.dev,
+            "account": acc.account,
+            "customer_class": acc.customer_class,
+            "keep_power": "true" if acc.keep_power else "false",
+            "mode": acc.mode,
+        }
+
+
+def build(cfg: CostControlConfig, ctx: RuleContext) -> list[CostControlRule]:
+    return [CostControlRule(cfg, ctx)]
+
+
+RULESET: Final = RuleSet("costcontrol", CostControlConfig, build, topics=("gridedge/v1/billing/#",))

@@ -1,0 +1,389 @@
+"""Reading health (抄核收 checks): missed readings and whether back-fill recovered them, register went
+down, runaway, stopped register, zero consumption for N days, day-on-day swing, meter clock drift.
+
+Layer: ingest alert rules (pure). Must not: do I/O, read the wall clock (times are the `now` given and
+the samples' own `ts`), or own the alert life cycle (the engine does: rules report raw conditions).
+
+Register checks look only at `energy_import_kwh` samples newer than the last one seen for the meter,
+in time order, so a spool replay or a back-filled daily freeze (`Reading.samples()`, source `frozen` /
+`backfilled`) extends the history instead of being compared backwards. Missed readings are judged on
+the timer: a meter is silent when its newest sample is older than its window (interval x factor).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import Field
+
+from protocols import messages as m
+from protocols.config import Frozen
+
+from ..model import Inbound, RuleContext, RuleSet, Severity, Signal, meter_subject
+
+__all__ = ["RULESET", "ReadingConfig", "ReadingHealth"]
+
+ENERGY: Final = "energy_import_kwh"
+POWER: Final = "power_active_kw"
+SKEW: Final = "meter_clock_skew_s"
+CURRENTS: Final = ("current_a_a", "current_b_a", "current_c_a")
+DAY: Final = 86400.0
+
+
+class ReadingConfig(Frozen):
+    """Section `alerts.rules.reading` of ingest.yaml."""
+
+    interval_s: float = Field(900.0, gt=0, description="expected reading interval of a meter (s)")
+    interval_by_class: dict[str, float] = Field(
+        default_factory=dict, description="expected interval per customer class, overrides interval_s"
+    )
+    interval_by_device: dict[str, float] = Field(
+        default_factory=dict, description="expected interval per 'gw/dev', overrides the class"
+    )
+    window_factor: float = Field(3.0, ge=1, description="missed_reading window = interval x factor")
+    expect_topology_meters: bool = Field(
+        True,
+        description="meters in the topology (with an area or account) that never report are missed "
+        "too, counted from the rule's first tick",
+    )
+    decrease_tolerance_kwh: float = Field(0.01, ge=0, description="register_decrease tolerance (kWh)")
+    reading_clear_s: float = Field(
+        3600.0,
+        ge=0,
+        description="how long a per-reading alert (decrease, runaway) stays after a good reading",
+    )
+    runaway_factor: float = Field(3.0, gt=0, description="register_runaway: delta > power x time x factor")
+    runaway_floor_kwh: float = Field(0.5, ge=0, description="register_runaway: plus this floor (kWh)")
+    runaway_max_gap_s: float = Field(
+        7200.0, gt=0, description="register_runaway is judged only across gaps up to this (spot power)"
+    )
+    stopped_window_s: float = Field(3600.0, gt=0, description="register_stopped: unchanged under load for")
+    stopped_min_power_kw: float = Field(0.1, ge=0, description="register_stopped: load if power above (kW)")
+    stopped_min_current_a: float = Field(0.5, ge=0, description="register_stopped: or a current above (A)")
+    zero_days: float = Field(3.0, gt=0, description="zero_consumption: no increase for this many days")
+    swing_threshold: dict[str, float] = Field(
+        default_factory=lambda: {"residential": 0.5, "commercial": 0.3, "industrial": 2.0},
+        description="consumption_swing: day-on-day relative change per customer class (0.5 = 50 %)",
+    )
+    swing_default: float = Field(0.5, gt=0, description="consumption_swing threshold of other classes")
+    swing_min_base_kwh: float = Field(
+        1.0, ge=0, description="consumption_swing: the previous day must have used at least this (kWh)"
+    )
+    utc_offset_s: float = Field(8 * 3600.0, description="local day boundary (the meters' freeze at 00:00)")
+    clock_warning_s: float = Field(300.0, gt=0, description="clock_drift warning above |skew| (s)")
+    clock_critical_s: float = Field(600.0, gt=0, description="clock_drift critical above |skew| (s)")
+
+
+@dataclass(slots=True)
+class _Meter:
+    last_ts: float | None = None  # newest sample of any kind (s)
+    missing: bool = False  # missed_reading reported active
+    e_ts: float | None = None  # newest energy sample
+    e_kwh: float = 0.0
+    e_power: float | None = None
+    base_kwh: float = 0.0  # register at the last increase (zero_consumption)
+    increase_ts: float = 0.0
+    load_since: float | None = None  # register_stopped
+    day: int | None = None  # local day of day_kwh
+    day_kwh: float = 0.0  # first register value of that day
+    prev_day: int | None = None  # day of prev_use
+    prev_use: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Obs:
+    """One energy sample of one meter, as the register checks see it."""
+
+    subject: str
+    labels: dict[str, str]
+    at: float  # sample time (s)
+    kwh: float
+    power: float | None
+    values: Mapping[str, m.Scalar]
+
+    def signal(self, rule: str, active: bool, **kw: Any) -> Signal:
+        return Signal(rule=rule, subject=self.subject, active=active, at=self.at, labels=self.labels, **kw)
+
+
+def _num(values: Mapping[str, m.Scalar], key: str) -> float | None:
+    v = values.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _when(ts: float) -> str:
+    # a stable wording (no running counters) so a firing alert is not re-published on every sample
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _mins(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.0f} min"
+
+
+class ReadingHealth:
+    ids = (
+        "missed_reading",
+        "register_decrease",
+        "register_runaway",
+        "register_stopped",
+        "zero_consumption",
+        "consumption_swing",
+        "clock_drift",
+    )
+
+    def __init__(self, cfg: ReadingConfig, ctx: RuleContext) -> None:
+        self.cfg = cfg
+        self.topology = ctx.topology
+        self.meters: dict[str, _Meter] = {}
+        self.first_tick: float | None = None
+
+    # ---- interface
+
+    def on_message(self, inbound: Inbound, now: float) -> Iterable[Signal]:
+        msg = inbound.message
+        if not isinstance(msg, m.Reading) or self._is_hall(msg.gw, msg.dev):
+            return []
+        subject = meter_subject(msg.gw, msg.dev)
+        meter = self.meters.setdefault(subject, _Meter())
+        labels = self._labels(msg.gw, msg.dev)
+        samples = sorted(msg.samples(), key=lambda s: s.ts)
+        out = self._arrived(subject, meter, samples, labels)
+        for sample in samples:
+            out.extend(self._sample(subject, meter, sample, labels))
+        return out
+
+    def on_tick(self, now: float) -> Iterable[Signal]:
+        if self.first_tick is None:
+            self.first_tick = now
+            if self.cfg.expect_topology_meters:
+                for (gw, dev), info in self.topology.devices.items():
+                    if (info.area or info.account) and not info.hall:
+                        self.meters.setdefault(meter_subject(gw, dev), _Meter())
+        out = []
+        for subject, meter in self.meters.items():
+            since = meter.last_ts if meter.last_ts is not None else self.first_tick
+            window = self._window(subject)
+            silent = now - since
+            meter.missing = silent > window
+            gw, _, dev = subject.partition("/")
+            heard = "ever" if meter.last_ts is None else f"since {_when(since)}"
+            out.append(
+                self._signal(
+                    "missed_reading",
+                    subject,
+                    meter.missing,
+                    now,
+                    self._labels(gw, dev),
+                    value=round(silent, 1),
+                    started_at=since if meter.missing else None,
+                    message=f"no reading from {subject} {heard} (window {_mins(window)})",
+                )
+            )
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"first_tick": self.first_tick, "meters": {k: asdict(v) for k, v in self.meters.items()}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.first_tick = state.get("first_tick")
+        self.meters = {k: _Meter(**v) for k, v in state.get("meters", {}).items()}
+
+    # ---- helpers
+
+    def _is_hall(self, gw: str, dev: str) -> bool:
+        info = self.topology.device(gw, dev)
+        return bool(info and info.hall)
+
+    def _class(self, gw: str, dev: str) -> str:
+        info = self.topology.device(gw, dev)
+        return info.customer_class if info else "residential"
+
+    def _labels(self, gw: str, dev: str) -> dict[str, str]:
+        return {"gw": gw, "dev": dev, **self.topology.tags(gw, dev), "customer_class": self._class(gw, dev)}
+
+    def _window(self, subject: str) -> float:
+        gw, _, dev = subject.partition("/")
+        cfg = self.cfg
+        interval = cfg.interval_by_device.get(subject) or cfg.interval_by_class.get(self._class(gw, dev))
+        return (interval or cfg.interval_s) * cfg.window_factor
+
+    @staticmethod
+    def _signal(
+        rule: str, subject: str, active: bool, at: float, labels: dict[str, str], **kw: Any
+    ) -> Signal:
+        return Signal(rule=rule, subject=subject, active=active, at=at, labels=labels, **kw)
+
+    # ---- missed_reading: a reading ends the silence; say whether back-fill filled the hole
+
+    def _arrived(
+        self, subject: str, meter: _Meter, samples: list[m.Sample], labels: dict[str, str]
+    ) -> list[Signal]:
+        newest = samples[-1].ts / 1000
+        start, was_missing = meter.last_ts, meter.missing
+        meter.last_ts = newest if start is None else max(start, newest)
+        if not was_missing or newest <= (start or 0):
+            return []
+        meter.missing = False
+        window = self._window(subject)
+        begin = start if start is not None else (self.first_tick or newest)
+        in_gap = [s for s in samples if s.ts / 1000 > begin]
+        hole, prev = 0.0, begin
+        for s in in_gap:
+            hole, prev = max(hole, s.ts / 1000 - prev), s.ts / 1000
+        filled = [s for s in in_gap if s.source in ("frozen", "backfilled")]
+        gap = newest - begin
+        if hole <= window and filled:
+            text = f"readings resumed; back-fill recovered the {_mins(gap)} gap ({len(filled)} samples)"
+        elif hole <= window:
+            text = f"readings resumed; late samples recovered the {_mins(gap)} gap"
+        else:
+            text = (
+                f"readings resumed after {_mins(gap)}; not recovered: {len(filled)} back-filled samples, "
+                f"largest hole {_mins(hole)}"
+            )
+        # the engine keeps the last active report's message on resolve: report the outcome, then the end
+        final = self._signal(
+            "missed_reading", subject, True, newest, labels, message=text, value=round(hole, 1)
+        )
+        end = self._signal("missed_reading", subject, False, newest, labels, ended_at=in_gap[0].ts / 1000)
+        return [final, end]
+
+    # ---- register checks, one energy sample at a time
+
+    def _sample(self, subject: str, meter: _Meter, s: m.Sample, labels: dict[str, str]) -> list[Signal]:
+        out: list[Signal] = []
+        kwh = _num(s.values, ENERGY)
+        obs = _Obs(subject, labels, s.ts / 1000, kwh or 0.0, _num(s.values, POWER), s.values)
+        skew = _num(s.values, SKEW)
+        if skew is not None and s.source == "live":
+            out.append(self._clock(obs, skew))
+        if kwh is None or (meter.e_ts is not None and obs.at <= meter.e_ts):
+            return out
+        if meter.e_ts is None:
+            meter.base_kwh, meter.increase_ts = kwh, obs.at
+        else:
+            out.extend(self._step(meter, obs))
+        out.extend(self._daily(meter, obs))
+        meter.e_ts, meter.e_kwh, meter.e_power = obs.at, kwh, obs.power
+        return out
+
+    def _step(self, meter: _Meter, obs: _Obs) -> list[Signal]:
+        cfg, prev, kwh = self.cfg, meter.e_kwh, obs.kwh
+        dt = obs.at - (meter.e_ts or obs.at)
+        down = kwh < prev - cfg.decrease_tolerance_kwh
+        out = [
+            obs.signal(
+                "register_decrease",
+                down,
+                severity=Severity.MAJOR,
+                clear_s=cfg.reading_clear_s,
+                value=round(prev - kwh, 3),
+                message=f"register of {obs.subject} went down from {prev:.2f} to {kwh:.2f} kWh",
+            )
+        ]
+        powers = [p for p in (meter.e_power, obs.power) if p is not None]
+        if powers and 0 < dt <= cfg.runaway_max_gap_s:
+            allowed = max(powers) * dt / 3600 * cfg.runaway_factor + cfg.runaway_floor_kwh
+            out.append(
+                obs.signal(
+                    "register_runaway",
+                    kwh - prev > allowed,
+                    severity=Severity.MAJOR,
+                    clear_s=cfg.reading_clear_s,
+                    value=round(kwh - prev, 3),
+                    message=f"register of {obs.subject} rose {kwh - prev:.2f} kWh in {_mins(dt)}; "
+                    f"power allows at most {allowed:.2f} kWh",
+                )
+            )
+        if down:
+            meter.base_kwh = kwh
+        elif kwh > meter.base_kwh + cfg.decrease_tolerance_kwh:
+            meter.base_kwh, meter.increase_ts = kwh, obs.at
+        out.append(self._stopped(meter, obs, changed=kwh != prev))
+        out.append(self._zero(meter, obs))
+        return out
+
+    def _stopped(self, meter: _Meter, obs: _Obs, *, changed: bool) -> Signal:
+        cfg, power = self.cfg, obs.power
+        amps = [a for a in (_num(obs.values, c) for c in CURRENTS) if a is not None]
+        loaded = (power is not None and power > cfg.stopped_min_power_kw) or any(
+            a > cfg.stopped_min_current_a for a in amps
+        )
+        if changed or not loaded:
+            meter.load_since = None
+        elif meter.load_since is None:
+            meter.load_since = obs.at
+        held = 0.0 if meter.load_since is None else obs.at - meter.load_since
+        load = f"{power:.2f} kW" if power is not None else f"{max(amps, default=0):.1f} A"
+        return obs.signal(
+            "register_stopped",
+            held >= cfg.stopped_window_s,
+            value=round(held, 1),
+            started_at=meter.load_since,
+            message=f"register of {obs.subject} unchanged at {obs.kwh:.2f} kWh under load ({load}) "
+            f"since {_when(meter.load_since or obs.at)}",
+        )
+
+    def _zero(self, meter: _Meter, obs: _Obs) -> Signal:
+        days = (obs.at - meter.increase_ts) / DAY
+        return obs.signal(
+            "zero_consumption",
+            days >= self.cfg.zero_days,
+            severity=Severity.INFO,
+            value=round(days, 2),
+            started_at=meter.increase_ts if days >= self.cfg.zero_days else None,
+            message=f"no consumption on {obs.subject} since {_when(meter.increase_ts)} "
+            f"(register {meter.base_kwh:.2f} kWh)",
+        )
+
+    def _daily(self, meter: _Meter, obs: _Obs) -> list[Signal]:
+        """Day-on-day use from the first register value of each local day (the 00:00 freeze)."""
+        day = int((obs.at + self.cfg.utc_offset_s) // DAY)
+        if meter.day is None:
+            meter.day, meter.day_kwh = day, obs.kwh
+        if day <= meter.day:
+            return []
+        use = obs.kwh - meter.day_kwh if day == meter.day + 1 else -1.0
+        out = []
+        if use >= 0 and meter.prev_day == meter.day - 1:
+            out.append(self._swing(obs, meter.prev_use, use))
+        meter.prev_day, meter.prev_use = (meter.day, use) if use >= 0 else (None, 0.0)
+        meter.day, meter.day_kwh = day, obs.kwh
+        return out
+
+    def _swing(self, obs: _Obs, base: float, use: float) -> Signal:
+        cls = obs.labels.get("customer_class", "residential")
+        limit = self.cfg.swing_threshold.get(cls, self.cfg.swing_default)
+        judged = base >= self.cfg.swing_min_base_kwh and base > 0
+        change = (use - base) / base if judged else 0.0
+        return obs.signal(
+            "consumption_swing",
+            abs(change) > limit,
+            value=round(change * 100, 1),
+            message=f"{obs.subject} used {use:.2f} kWh vs {base:.2f} kWh the day before ({change:+.0%}; "
+            f"threshold {limit:.0%} for {cls})",
+        )
+
+    def _clock(self, obs: _Obs, skew: float) -> Signal:
+        cfg = self.cfg
+        severity = Severity.CRITICAL if abs(skew) > cfg.clock_critical_s else Severity.WARNING
+        return obs.signal(
+            "clock_drift",
+            abs(skew) > cfg.clock_warning_s,
+            severity=severity,
+            value=skew,
+            message=f"meter clock of {obs.subject} is {'ahead' if skew > 0 else 'behind'} by more than "
+            f"{cfg.clock_critical_s if severity is Severity.CRITICAL else cfg.clock_warning_s:.0f} s",
+        )
+
+
+def _build(cfg: ReadingConfig, ctx: RuleContext) -> list[Any]:
+    return [ReadingHealth(cfg, ctx)]
+
+
+RULESET: Final = RuleSet(name="reading", config=ReadingConfig, build=_build)

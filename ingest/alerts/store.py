@@ -1,0 +1,152 @@
+"""The alert engine's state file: current alerts, a bounded history of resolved ones, flap counters and
+every rule's `snapshot()`, in one SQLite database (WAL, synchronous=NORMAL).
+
+Layer: ingest alert persistence (local file I/O only, synchronous: a save is a few row writes, far
+below a millisecond on WAL). Must not: know the life cycle (it stores what the engine hands it as
+JSON), publish, or read the clock.
+
+A save is one transaction, so after a crash the file holds either all or none of a commit: the
+alerts and the rule state it restores belong together. The role acknowledges MQTT deliveries only
+after the commit that covers them, so anything not yet committed comes back from the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .model import Alert, AlertState, Severity
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS current (
+    rule TEXT NOT NULL, subject TEXT NOT NULL, track TEXT NOT NULL, PRIMARY KEY (rule, subject));
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, subject TEXT NOT NULL,
+    fired_at REAL NOT NULL, track TEXT NOT NULL, UNIQUE (rule, subject, fired_at));
+CREATE TABLE IF NOT EXISTS flaps (
+    rule TEXT NOT NULL, subject TEXT NOT NULL, times TEXT NOT NULL, PRIMARY KEY (rule, subject));
+CREATE TABLE IF NOT EXISTS rule_state (name TEXT PRIMARY KEY, state TEXT NOT NULL);
+"""
+
+
+def alert_to_json(a: Alert) -> dict[str, Any]:
+    return {
+        "rule": a.rule,
+        "subject": a.subject,
+        "state": a.state.value,
+        "severity": a.severity.value,
+        "started_at": a.started_at,
+        "fired_at": a.fired_at,
+        "ended_at": a.ended_at,
+        "value": a.value,
+        "message": a.message,
+        "labels": dict(a.labels),
+        "flaps": a.flaps,
+    }
+
+
+def alert_from_json(d: Mapping[str, Any]) -> Alert:
+    return Alert(
+        rule=d["rule"],
+        subject=d["subject"],
+        state=AlertState(d["state"]),
+        severity=Severity(d["severity"]),
+        started_at=float(d["started_at"]),
+        fired_at=d.get("fired_at"),
+        ended_at=d.get("ended_at"),
+        value=d.get("value"),
+        message=d.get("message", ""),
+        labels=dict(d.get("labels") or {}),
+        flaps=int(d.get("flaps", 0)),
+    )
+
+
+@dataclass
+class StoredState:
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    flaps: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, path: str | Path, history: int = 10_000) -> None:
+        self.path = Path(path)
+        self.history_limit = history
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self.saves = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load(self) -> StoredState:
+        db = self._db
+        state = StoredState()
+        state.tracks = [json.loads(t) for (t,) in db.execute("SELECT track FROM current ORDER BY rowid")]
+        rows = db.execute("SELECT track FROM history ORDER BY id DESC LIMIT ?", (self.history_limit,))
+        state.history = [json.loads(t) for (t,) in rows][::-1]
+        for rule, subject, times in db.execute("SELECT rule, subject, times FROM flaps"):
+            state.flaps[(rule, subject)] = json.loads(times)
+        state.rules = {name: json.loads(s) for name, s in db.execute("SELECT name, state FROM rule_state")}
+        return state
+
+    def history(self, limit: int = 100) -> list[Alert]:
+        """The last `limit` resolved alerts, newest first."""
+        rows = self._db.execute("SELECT track FROM history ORDER BY id DESC LIMIT ?", (limit,))
+        return [alert_from_json(json.loads(t)["alert"]) for (t,) in rows]
+
+    def save(
+        self,
+        *,
+        tracks: Mapping[tuple[str, str], dict[str, Any]] | None = None,
+        removed: Iterable[tuple[str, str]] = (),
+        history: Iterable[dict[str, Any]] = (),
+        flaps: Mapping[tuple[str, str], list[float]] | None = None,
+        rules: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.executemany("DELETE FROM current WHERE rule = ? AND subject = ?", [tuple(k) for k in removed])
+            db.executemany(
+                "INSERT OR REPLACE INTO current (rule, subject, track) VALUES (?, ?, ?)",
+                [(r, s, json.dumps(t)) for (r, s), t in (tracks or {}).items()],
+            )
+            db.executemany(
+                "INSERT INTO history (rule, subject, fired_at, track) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (rule, subject, fired_at) DO UPDATE SET track = excluded.track",
+                [
+                    (t["alert"]["rule"], t["alert"]["subject"], _first_start(t), json.dumps(t))
+                    for t in history
+                ],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO flaps (rule, subject, times) VALUES (?, ?, ?)",
+                [(r, s, json.dumps(v)) for (r, s), v in (flaps or {}).items()],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO rule_state (name, state) VALUES (?, ?)",
+                [(name, json.dumps(snap)) for name, snap in (rules or {}).items()],
+            )
+            db.execute(
+                "DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?", (self.history_limit,)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.saves += 1
+
+
+def _first_start(track: Mapping[str, Any]) -> float:
+    """History rows are keyed by the fired time when known (stable across start-time corrections)."""
+    a = track["alert"]
+    return float(a["fired_at"] if a.get("fired_at") is not None else a["started_at"])
