@@ -29,6 +29,7 @@ from protocols.hall import (
 from ..bus import Bus
 from ..errors import BusError, DeviceError
 from ..line import LineSettings, Timing
+from .ranges import parse_ids
 
 KINDS = {DeviceKind.DISPENSER: "dispenser", DeviceKind.KEYPAD: "keypad", DeviceKind.RATING_PAD: "rating pad"}
 
@@ -94,21 +95,10 @@ def _event(event: Any) -> str:
     return f"SEQ {event.seq} {event.name} {extra}".strip()
 
 
-def _addresses(spec: str) -> list[int]:
-    out: list[int] = []
-    for part in spec.split(","):
-        lo, _, hi = part.strip().partition("-")
-        out += range(int(lo, 0), int(hi or lo, 0) + 1)
-    bad = [a for a in out if not 1 <= a <= 254]
-    if bad:
-        raise DeviceError(f"--hall-addresses: addresses outside 1..254: {bad[:5]}")
-    return out
-
-
 async def scan(
     bus: Bus, args: argparse.Namespace, progress: Callable[[int, int, str], None]
 ) -> list[dict[str, Any]]:
-    addresses = _addresses(args.hall_addresses)
+    addresses = parse_ids(args.hall_addresses, 1, 254, "--hall-addresses", "addresses")
     timeout = getattr(args, "scan_timeout", None) or 0.1
     found: list[dict[str, Any]] = []
     for i, address in enumerate(addresses):

@@ -37,6 +37,7 @@ from ..drivers.modbus import ModbusDriver
 from ..drivers.modbus_config import ModbusDevice
 from ..errors import BusError, DeviceError
 from ..line import LineSettings
+from .ranges import parse_ids
 
 
 def default_line() -> LineSettings:
@@ -116,21 +117,10 @@ async def read(bus: Bus, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _units(spec: str) -> list[int]:
-    out: list[int] = []
-    for part in spec.split(","):
-        lo, _, hi = part.strip().partition("-")
-        out += range(int(lo, 0), int(hi or lo, 0) + 1)
-    bad = [u for u in out if not 1 <= u <= 247]
-    if bad:
-        raise DeviceError(f"--units: unit ids outside 1..247: {bad[:5]}")
-    return out
-
-
 async def scan(
     bus: Bus, args: argparse.Namespace, progress: Callable[[int, int, str], None]
 ) -> list[dict[str, Any]]:
-    units = _units(args.units)
+    units = parse_ids(args.units, 1, 247, "--units", "unit ids")
     found: list[dict[str, Any]] = []
     for i, unit in enumerate(units):
         progress(i, len(units), f"unit {unit}")
