@@ -110,6 +110,7 @@ class HallDriver(Driver):
         }
         self._outbox: list[Out] = []  # events from commands, published with the next poll
         self._last_clock = 0.0
+        self._saved: str | None = None  # the state text last written
         self._restore()
 
     # ---- airtime --------------------------------------------------------------------------------
@@ -154,11 +155,11 @@ class HallDriver(Driver):
         self._plan_displays()
         for push in self.queue.take_pushes():
             self._queue_push(push)
-        if answered == 0 and attempted:
-            await self._save()
-            raise GatewayError(f"{self.id}: no device of the hall answered")
         await self._save()
-        result = PollResult(events=[self._event(o) for o in outs])
+        if answered == 0 and attempted:
+            self._outbox = outs  # day-end abandonments, command events: published with the next poll
+            raise GatewayError(f"{self.id}: no device of the hall answered")
+        result = PollResult(events=[DeviceEvent(o.ts_ms, o.kind, o.data) for o in outs])
         result.health = {s.dev: s.health for s in self.stations if s.health.changed}
         return result
 
@@ -280,9 +281,11 @@ class HallDriver(Driver):
             return
         self._last_clock = now
         local = dt.datetime.fromtimestamp(self.ctx.clock_ms() / 1000)
-        await self.bus.send(
-            clock_broadcast(local).encode(), Timing(0, 0, self.line_gap_s(self.bus.line), 0.05)
-        )
+        frame = clock_broadcast(local).encode()
+        try:
+            await self.bus.send(frame, Timing(0, 0, self.line_gap_s(self.bus.line), 0.05))
+        except BusError as exc:  # the polls that follow report the line; the broadcast waits an hour
+            self.ctx.log.warning("%s: clock broadcast not sent: %s", self.id, exc)
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -343,9 +346,6 @@ class HallDriver(Driver):
 
     # ---- events and persistence -----------------------------------------------------------------
 
-    def _event(self, out: Out) -> DeviceEvent:
-        return DeviceEvent(out.ts_ms, out.kind, out.data)
-
     def _state(self) -> dict[str, Any]:
         return {
             "queue": self.queue.snapshot(),
@@ -382,7 +382,7 @@ class HallDriver(Driver):
 
     async def _save(self) -> None:
         text = json.dumps(self._state(), separators=(",", ":"))
-        if text == getattr(self, "_saved", None):
+        if text == self._saved:
             return
         await asyncio.to_thread(_write_atomically, self.state_path, text)
         self._saved = text

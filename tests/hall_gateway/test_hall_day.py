@@ -31,7 +31,7 @@ from gateway.drivers.hall import HallDriver
 from gateway.drivers.hall_config import HallDevice
 from gateway.errors import GatewayError
 from gateway.line import LineSettings
-from protocols.hall import Evt
+from protocols.hall import Event, Evt
 from protocols.messages import EVENT_REQUIRED
 
 pytestmark = pytest.mark.integration
@@ -218,3 +218,18 @@ async def test_noise_dead_keypad_duplicates_and_restart(tmp_path: Path) -> None:
     assert len(issued) == len(set(issued))  # no ticket twice, despite noise, retries and the restart
     sim_issued = [r.fields["ticket"] for r in devices[0].model.log if r.code == Evt.TICKET_ISSUED]
     assert issued == sim_issued[: len(issued)] and len(sim_issued) - len(issued) <= 4
+
+
+async def test_events_of_a_poll_nobody_answered_wait_for_the_next(tmp_path: Path, pty_pair: Any) -> None:
+    """Day-end abandonments made while the whole hall is silent are kept, not dropped with the failed poll."""
+    now = [OPENS.replace(hour=17, minute=59).timestamp()]
+    async with Bus("hall", pty_pair.path, LineSettings(9600, 8, "N", 1)) as bus:
+        config = HallDevice(kind="hall", id="hall-1", counters=[{"counter": 1}], day_end="18:00")  # type: ignore[list-item]
+        ctx = DriverContext("gw", lambda: int(now[0] * 1000), tmp_path, logging.getLogger("test.hall"))
+        driver = HallDriver(config, bus, ctx)
+        driver.queue.tick(int(now[0] * 1000))
+        driver.queue.dispenser(Event(1, Evt.TICKET_ISSUED, business=1, ticket=7), int(now[0] * 1000))
+        now[0] += 120  # 18:01: day end, and nobody on the line
+        with pytest.raises(GatewayError, match="no device of the hall answered"):
+            await driver.poll()
+        assert [(o.kind.value, o.data["ticket"]) for o in driver._outbox] == [("ticket_abandoned", 7)]
