@@ -2,8 +2,11 @@
 
     cut ADDR            mains off at a meter (it stops answering)     restore ADDR   mains back (+ record)
     press ADDR          the customer presses the meter's close button
-    fault NAME FAULT [N]  a device fault (dlt645: silent, refuse, misoperate; modbus: busy, failure)
+    fault NAME FAULT [N]  a device fault (dlt645: silent, refuse, misoperate; modbus: busy, failure;
+                        hall: silent, busy, offline)
     clear NAME [FAULT]  end device faults
+    rush NAME [N]       N customers (default 10) walk into the hall of hall device NAME
+    rate NAME LEVEL     the hall's next rating is LEVEL (1 very satisfied .. 4 dissatisfied)
 
 Each command answers one line on stdout: `ok ...` or `error ...`. Tests and `gridedge demo` use this
 to cut supply, restore it and press the button; a simulator whose stdin is closed or a terminal just
@@ -42,8 +45,12 @@ def execute(devices: dict[str, SimDevice], line: str, now: float) -> str:
             dev.inject(args[1], int(args[2]) if len(args) > 2 else None)  # type: ignore[attr-defined]
         elif verb == "clear":
             dev.clear(args[1] if len(args) > 1 else None)  # type: ignore[attr-defined]
+        elif verb == "rush":
+            dev.rush(int(args[1]) if len(args) > 1 else 10)  # type: ignore[attr-defined]
+        elif verb == "rate" and len(args) >= 2:
+            dev.rate(int(args[1]))  # type: ignore[attr-defined]
         else:
-            return f"error unknown command {line.strip()!r} (cut, restore, press, fault, clear)"
+            return f"error unknown command {line.strip()!r} (cut, restore, press, fault, clear, rush, rate)"
     except AttributeError:
         return f"error {verb}: {args[0]} ({dev.protocol}) cannot do that"
     except (KeyError, ValueError) as exc:

@@ -111,10 +111,14 @@ class Publisher:
     async def run(self) -> None:
         """Connect, publish, reconnect with jittered exponential back-off; returns after `stop`."""
         delay = self.cfg.reconnect_min_s
+        # one client object for every reconnection: paho acknowledges a command when it arrives, and the
+        # queue it waits in belongs to the client, so a fresh client per connection would drop commands
+        # received but not yet handled when the connection broke
+        client = self._client()
         try:
             while not self._stopping.is_set():
                 try:
-                    async with self._client() as client:
+                    async with client:
                         self.stats.connected, delay = True, self.cfg.reconnect_min_s
                         self.stats.connects += 1
                         log.info("mqtt: connected to %s:%d", self.cfg.host, self.cfg.port)

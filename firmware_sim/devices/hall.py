@@ -135,6 +135,14 @@ class HallDevice:
             return
         self.faults[fault] = count
 
+    def rush(self, customers: int) -> None:
+        """Control channel: `customers` walk into the hall now (shared model: any hall device)."""
+        self.model.rush(customers)
+
+    def rate(self, level: int) -> None:
+        """Control channel: the next customer who rates gives `level` (4: dissatisfied)."""
+        self.model.force_rating(level)
+
     def clear(self, fault: str | None = None) -> None:
         if fault in (None, "offline"):
             self.offline = False
@@ -274,6 +282,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="simulated seconds per real second (e.g. 60: a day in 24 min)",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="hall seconds per line second: the hall alone runs faster (a busy demo hall: 10)",
+    )
     parser.add_argument("--arrivals-per-hour", type=float, default=30.0, help="base rate before peak factors")
     parser.add_argument("--hours", type=_hours, default=(8.5, 17.5), help="opening hours HH:MM-HH:MM (local)")
     parser.add_argument(
@@ -303,6 +317,7 @@ def params_from(args: argparse.Namespace) -> HallParams:
         rating_weights=getattr(args, "rating_weights", DEFAULT_RATING_WEIGHTS),
         rating_probability=getattr(args, "rating_probability", 0.85),
         rating_timeout_s=getattr(args, "rating_timeout_s", 30.0),
+        time_scale=getattr(args, "time_scale", 1.0),
     )
 
 

@@ -104,6 +104,7 @@ class HallParams:
     rating_timeout_s: float = 30.0
     transfer_probability: float = 0.05
     pauses_per_hour: float = 0.3
+    time_scale: float = 1.0  # hall seconds per second of the line's clock (a busy demo hall: 10)
 
     def check(self) -> None:
         problems = []
@@ -113,6 +114,8 @@ class HallParams:
             problems.append(f"hall: max recalls {self.max_recalls} outside 0..{MAX_RECALLS}")
         if len(self.rating_weights) != 4 or min(self.rating_weights) < 0 or sum(self.rating_weights) <= 0:
             problems.append(f"hall: rating weights {self.rating_weights} must be 4 non-negative numbers")
+        if not self.time_scale > 0:
+            problems.append(f"hall: time scale {self.time_scale} must be > 0")
         if self.arrivals_per_hour < 0:
             problems.append(f"hall: arrivals per hour {self.arrivals_per_hour} is negative")
         lo, hi = self.open_hours
@@ -138,6 +141,7 @@ class HallModel:
         params.check()
         self.params = params
         self.rng = random.Random(f"hall:{params.seed}")
+        self.origin = start_time
         self.now = start_time
         self.day = self._local(start_time).date()
         self.next_ticket = 1
@@ -152,14 +156,28 @@ class HallModel:
             self.outbox[pad_address(c.number)] = deque()
         self.log: list[Raised] = []
         self.cleared = 0  # unserved tickets dropped at day end
+        self.forced_levels: deque[int] = deque()  # ratings a demo or test asked for (`force_rating`)
 
     # ---- driving ----------------------------------------------------------------------------------
 
     def advance(self, now: float) -> None:
-        """Step simulated time up to `now` (several devices call this with the same `now`: idempotent)."""
+        """Step simulated time up to `now` (several devices call this with the same `now`: idempotent).
+        With a `time_scale`, hall time runs that many times faster than `now` from the start."""
+        now = self.origin + (now - self.origin) * self.params.time_scale
         while self.now + STEP_S <= now:
             self.now += STEP_S
             self._step()
+
+    def rush(self, customers: int) -> None:
+        """`customers` walk in now (a coach party, the first day after a billing run)."""
+        for _ in range(customers):
+            self._arrive()
+
+    def force_rating(self, level: int) -> None:
+        """The next customer asked to rate gives `level` (1 very satisfied .. 4 dissatisfied)."""
+        if level not in (1, 2, 3, 4):
+            raise ValueError(f"rating level {level} outside 1..4")
+        self.forced_levels.append(level)
 
     def take(self, address: int) -> Raised | None:
         """The oldest event raised for the device at `address` that it has not taken yet."""
@@ -172,7 +190,7 @@ class HallModel:
         deadline = self.now + self.params.rating_timeout_s
         # whoever stands at the counter rates the ticket the pad shows (the master's numbering wins)
         present = c.last_served is not None or (c.customer is not None and c.state == "serving")
-        rates = present and self.rng.random() < self.params.rating_probability
+        rates = present and (bool(self.forced_levels) or self.rng.random() < self.params.rating_probability)
         rates_at = self.now + self.rng.uniform(2.0, self.params.rating_timeout_s * 0.8) if rates else None
         self.evaluations[counter] = Evaluation(ticket, deadline, rates_at)
 
@@ -242,12 +260,15 @@ class HallModel:
     def _arrivals(self, local: dt.datetime) -> None:
         lam = arrival_rate(self.params, local) * STEP_S / 3600
         for _ in range(_poisson(self.rng, lam)):
-            business = self.rng.choices(list(BUSINESSES), weights=list(BUSINESSES.values()))[0]
-            patience = self.rng.expovariate(1 / self.params.patience_mean_s)
-            customer = Customer(self.next_ticket, business, self.now, self.now + patience)
-            self.next_ticket = self.next_ticket % 9999 + 1
-            self.queue.append(customer)
-            self._raise(DISPENSER_ADDRESS, Evt.TICKET_ISSUED, business=business, ticket=customer.ticket)
+            self._arrive()
+
+    def _arrive(self) -> None:
+        business = self.rng.choices(list(BUSINESSES), weights=list(BUSINESSES.values()))[0]
+        patience = self.rng.expovariate(1 / self.params.patience_mean_s)
+        customer = Customer(self.next_ticket, business, self.now, self.now + patience)
+        self.next_ticket = self.next_ticket % 9999 + 1
+        self.queue.append(customer)
+        self._raise(DISPENSER_ADDRESS, Evt.TICKET_ISSUED, business=business, ticket=customer.ticket)
 
     def _counter(self, c: CounterState, is_open: bool) -> None:
         kp = keypad_address(c.number)
@@ -317,6 +338,8 @@ class HallModel:
         pad = pad_address(number)
         if ev.rates_at is not None and self.now >= ev.rates_at:
             level = self.rng.choices((1, 2, 3, 4), weights=self.params.rating_weights)[0]
+            if self.forced_levels:
+                level = self.forced_levels.popleft()
             del self.evaluations[number]
             self._raise(pad, Evt.RATING, level=level, ticket=ev.ticket)
         elif self.now >= ev.deadline:

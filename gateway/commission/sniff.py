@@ -3,8 +3,9 @@
 Layer: gateway commissioning. Listening is passive (nothing is ever sent), so unlike `read` and `scan`
 it reads the port directly: run it on a spare adapter wired to the bus, or with the gateway stopped.
 Bytes are grouped into bursts by line silence (3.5 characters, at least 5 ms: the RTU rule, which also
-separates DL/T 645 frames); each burst is decoded as DL/T 645 (it may hold several frames, preambles
-and noise) and as Modbus RTU, and printed with its time, the silence before it and its wire time.
+separates DL/T 645 and hall frames); each burst is cut into frames of every protocol on the line by
+`sniff_decode` (hall bus, DL/T 645, Modbus RTU; what none explains is noise) and printed with its
+time, the silence before it and its wire time. Once the port is open a "listening" line goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import sys
 import time
 from typing import Any
 
-from protocols import dlt645, modbus
-from protocols.errors import ProtocolError
-
 from ..errors import GatewayError
 from ..line import LineSettings
 from ..transport import Transport
+from .sniff_decode import PROTOCOLS, decode_burst, summary
+
+__all__ = ["decode_burst", "register", "run", "sniff"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,41 +31,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--baud", type=int, default=2400)
     p.add_argument("--parity", choices=("N", "E", "O"), default="E")
     p.add_argument("--stopbits", type=int, choices=(1, 2), default=1)
-    p.add_argument("--protocol", choices=("auto", "dlt645", "modbus"), default="auto")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="auto")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--json", action="store_true", help="one JSON object per burst")
     p.set_defaults(handler=run)
-
-
-def decode_burst(burst: bytes, protocol: str = "auto") -> list[dict[str, Any]]:
-    """Every frame found in one burst, decoded; unrecognised bytes are reported as noise."""
-    frames: list[dict[str, Any]] = []
-    if protocol in ("auto", "dlt645"):
-        for frame in dlt645.split_frames(burst):
-            frames.append(dlt645.describe(frame.encode()))
-    if not frames and protocol in ("auto", "modbus"):
-        try:
-            found = modbus.describe(burst)
-        except ProtocolError:
-            found = {}
-        if found.get("crc_ok"):
-            frames.append({"protocol": "modbus", **found})
-    if not frames:
-        frames.append({"protocol": "unknown", "noise": burst.hex(" ")})
-    return frames
-
-
-def _summary(frame: dict[str, Any]) -> str:
-    if frame["protocol"] == "dlt645":
-        what = frame.get("canonical") or frame.get("values") or frame.get("error") or frame.get("data", "")
-        return (
-            f"DL/T 645 {frame.get('direction', '')} {frame.get('address', '')} {frame.get('kind', '')} "
-            + (f"{frame.get('di', '')} {what}")
-        )
-    if frame["protocol"] == "modbus":
-        keys = ("unit", "function_name", "kind", "address", "count", "registers", "exception")
-        return "Modbus " + " ".join(f"{k}={frame[k]}" for k in keys if k in frame)
-    return f"noise {frame['noise']}"
 
 
 async def sniff(args: argparse.Namespace, out: Any = sys.stdout) -> int:
@@ -72,6 +42,11 @@ async def sniff(args: argparse.Namespace, out: Any = sys.stdout) -> int:
     quiet = max(3.5 * line.char_time(), 0.005)
     transport = Transport(args.port, line)
     await transport.open()
+    print(
+        f"gridedge sniff: listening on {args.port} {line.baud} {line.bytesize}{line.parity}{line.stopbits}",
+        file=sys.stderr,
+        flush=True,
+    )
     started = last_end = time.monotonic()
     deadline = started + args.duration if args.duration else float("inf")
     bursts = 0
@@ -99,7 +74,7 @@ async def sniff(args: argparse.Namespace, out: Any = sys.stdout) -> int:
             else:
                 for frame in frames:
                     print(
-                        f"{record['t_ms']:>10.1f} ms  +{record['gap_ms']:>7.1f}  {_summary(frame)}",
+                        f"{record['t_ms']:>10.1f} ms  +{record['gap_ms']:>7.1f}  {summary(frame)}",
                         file=out,
                         flush=True,
                     )

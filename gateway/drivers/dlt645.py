@@ -8,7 +8,8 @@ that does not answer at all fails the poll. Commands: 0x1C remote control (trip,
 alarm, keep-power) with the configured password level, and the broadcast time sync 0x08.
 
 Meter clocks run on China Standard Time (UTC+8, no daylight saving), which the time sync and the
-command's valid-until time use.
+command's valid-until time use. After a gap in the live polls, a 2007 meter's daily freezes and
+power-down records are back-filled a few reads per poll (`dlt645_backfill`).
 
 Must not: open the port (the Bus owns it) or know any topic or payload.
 """
@@ -29,6 +30,7 @@ from protocols.dlt645 import (
     ReadReply,
     ReplyMatcher,
     UnknownItem,
+    Value,
     Version,
     canonical_values,
     check_reply,
@@ -51,6 +53,7 @@ from ..bus import Priority
 from ..errors import BusError, DeviceError, GatewayError
 from ..line import LineSettings, Timing
 from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult, Sample
+from .dlt645_backfill import Backfill, BackfillPolicy
 from .dlt645_config import Dlt645Device
 
 CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -115,6 +118,11 @@ class Dlt645Driver(Driver):
         self.items = resolve_items(config)
         self._unserved_blocks: set[int] = set()
         self._next_clock_check = 0.0
+        self.backfill: Backfill | None = None
+        # `backfill` (default on) is a device option; 1997 meters keep no freezes we read
+        if self.version == Version.V2007 and config.backfill:
+            policy = BackfillPolicy.for_interval(config.interval_s)
+            self.backfill = Backfill(self.id, self._read_decoded, ctx.state_dir, policy, ctx.log)
 
     @classmethod
     def poll_airtime_s(cls, config: Any, line: LineSettings) -> float:
@@ -184,7 +192,13 @@ class Dlt645Driver(Driver):
         result = PollResult(samples=[Sample(ts_ms, values, quality)])
         result.events += self.relay_events(ts_ms, values)
         await self._check_clock(ts_ms, values, result)
+        if self.backfill is not None and not self.probing:
+            await self.backfill.after_poll(ts_ms, result)
         return result
+
+    async def _read_decoded(self, item: Item) -> Mapping[str, Value]:
+        """A back-fill read: lowest priority, so commands and other work queued meanwhile go first."""
+        return decode_values(item, (await self.read_item(item, Priority.PROBE)).data)
 
     async def _check_clock(self, ts_ms: int, values: dict[str, Scalar], result: PollResult) -> None:
         """Every `clock_check_s`: read the meter's clock, publish the skew, and correct it (a set-time

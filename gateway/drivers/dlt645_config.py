@@ -42,6 +42,11 @@ class Dlt645Device(DeviceBase):
     time_sync: bool = Field(default=True, description="correct the meter's clock when it drifts too far")
     clock_check_s: float = Field(default=3600, ge=0, description="read the meter clock this often (0: never)")
     time_sync_threshold_s: float = Field(default=60, gt=0, description="correct beyond this skew")
+    backfill: bool = Field(
+        default=True,
+        description="after a gap in the polls, publish the meter's daily freezes and power-down records "
+        "of the gap (2007 meters)",
+    )
 
     @field_validator("address")
     @classmethod

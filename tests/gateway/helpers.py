@@ -72,11 +72,13 @@ class Recorder:
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
+        # One client for every reconnection: paho acknowledges a message when it arrives, before we read
+        # it from aiomqtt's queue, and that queue belongs to the client object. A new client per
+        # connection would drop what was received but not yet read when the broker went away.
+        client = aiomqtt.Client("127.0.0.1", self.port, identifier="recorder", clean_session=False)
         while True:
             try:
-                async with aiomqtt.Client(
-                    "127.0.0.1", self.port, identifier="recorder", clean_session=False
-                ) as client:
+                async with client:
                     await client.subscribe("gridedge/#", qos=1)
                     self.connected.set()
                     async for msg in client.messages:
