@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 
 from protocols.errors import ConfigError
 
@@ -80,18 +81,20 @@ def run_ingest(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        # SIGHUP must never kill the process (its default); the alert rules keep the topology they
-        # were built with (a restart applies a new one)
-        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        # SIGHUP must never kill the process (its default); it reloads the topology of every role
+        reloaders: list[Callable[[], None]] = []
+        loop.add_signal_handler(signal.SIGHUP, lambda: [reload() for reload in reloaders])
         async with asyncio.TaskGroup() as tg:
             if writer:
                 ingest = Ingest(cfg, topology)
-                loop.add_signal_handler(signal.SIGHUP, ingest.reload_topology)
+                reloaders.append(ingest.reload_topology)
                 tg.create_task(ingest.run(stop), name="ingest:writer")
             if alerts:
                 from .alerts.role import AlertsRole
 
-                tg.create_task(AlertsRole(cfg, topology).run(stop), name="ingest:alerts")
+                role = AlertsRole(cfg, topology)
+                reloaders.append(role.reload_topology)
+                tg.create_task(role.run(stop), name="ingest:alerts")
 
     asyncio.run(main())
     return 0

@@ -8,6 +8,7 @@ connect anywhere or read the clock.
       tick_s: 5
       flap: {max_flips: 4, window_s: 3600, hold_s: 1800}
       webhook: {url: https://ops.example/hook, timeout_s: 5, retries: 5}
+      autocontrol: {enabled: false, hours: "08:00-17:00", approval: true, max_per_hour: 30}
       rules:
         devices: {pending_s: 120}
         outage: {...}
@@ -18,9 +19,11 @@ named runs with its documented defaults. Errors name the field: `alerts.rules.de
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -52,6 +55,61 @@ class WebhookSection(Frozen):
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def parse_hours(text: str) -> tuple[int, int]:
+    """ "HH:MM-HH:MM" -> (start, end) in minutes of the local day; end may be 24:00; start > end wraps
+    past midnight; equal start and end means all day."""
+    found = _HOURS.match(text.strip())
+    if found is None:
+        raise ValueError(f"hours {text!r}: expected HH:MM-HH:MM, e.g. 08:00-17:00")
+    h1, m1, h2, m2 = (int(g) for g in found.groups())
+    if h2 == 24 and m2:
+        raise ValueError(f"hours {text!r}: 24:MM is not a time")
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+class AutoControlSection(Frozen):
+    """Optional automatic trip / reconnect (ingest/alerts/autocontrol.py), **off by default**. When on, an
+    `arrears` alert that fires leads to a signed `trip` of the account's meter, and a payment that
+    clears arrears to `reconnect_action`; never for keep-power accounts, only inside `hours` on
+    `weekdays` that are not `holidays` (local time = UTC + `utc_offset_s`), trips held for an
+    operator's approval when `approval`, at most `max_per_minute` / `max_per_hour` commands, every
+    decision audited. The command key comes from `key_file` (first line) or the `key_env` variable."""
+
+    enabled: bool = Field(default=False, description="publish commands at all (default: no)")
+    hours: str = Field(default="08:00-17:00", description="local HH:MM-HH:MM in which commands may go")
+    weekdays: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS[:5]), description="working days (default mon..fri)"
+    )
+    holidays: list[dt.date] = Field(default_factory=list, description="local dates with no commands")
+    utc_offset_s: float = Field(default=8 * 3600.0, description="local time = UTC + this (default +08:00)")
+    approval: bool = Field(default=True, description="trips wait for an operator's approval")
+    approval_reconnect: bool = Field(default=False, description="reconnections wait for approval too")
+    max_per_minute: int = Field(default=10, ge=1, description="commands sent in any 60 s, all meters")
+    max_per_hour: int = Field(default=60, ge=1, description="commands sent in any 3600 s, all meters")
+    reconnect_action: Literal["allow_close", "close"] = Field(
+        default="allow_close", description="allow_close (customer presses the button) or close now"
+    )
+    key_file: Path | None = Field(
+        default=None, description="file whose first line is the command key (relative: state folder)"
+    )
+    key_env: str = Field(default="GRIDEDGE_COMMAND_KEY", description="else the key from this variable")
+    command_ttl_s: float = Field(default=300.0, gt=0, description="validity of a command (expires_at)")
+    defer_max_s: float = Field(
+        default=7 * 86400.0, gt=0, description="a deferred / unapproved action is dropped after this"
+    )
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+
 class AlertsSection(Frozen):
     enabled: bool = Field(default=True, description="--role all runs the alert engine when true")
     state_path: Path = Field(
@@ -62,6 +120,7 @@ class AlertsSection(Frozen):
     client_id_suffix: str = Field(default="-alerts", description="MQTT client id = mqtt.client_id + this")
     flap: FlapSection = FlapSection()
     webhook: WebhookSection = WebhookSection()
+    autocontrol: AutoControlSection = AutoControlSection()
     rules: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per rule set: its thresholds (see each rule set's config)"
     )

@@ -18,7 +18,9 @@ Life cycle of one (rule, subject):
   `recent()` (and the store's history);
 - repeated identical signals change nothing; a change of severity, message or start time of a firing
   alert is an `updated` Change (re-published); value-only changes are kept but not re-published;
-- `started_at`/`ended_at` in a later Signal correct the alert (also a just-resolved one).
+- `started_at`/`ended_at` in a later Signal correct the alert (also a just-resolved one);
+- an inactive Signal's `resolve_message` becomes the resolved alert's message (`{duration}` filled in
+  from the final times, again after a correction); without one the firing message stays.
 
 A rule raising an exception is logged and counted (`rule_errors`), never stops the engine.
 """
@@ -33,7 +35,17 @@ from typing import Any, Literal
 
 from ..topology import Topology
 from .config import AlertsSection, FlapSection
-from .model import Alert, AlertState, Inbound, Rule, RuleContext, RuleSet, Severity, Signal
+from .model import (
+    Alert,
+    AlertState,
+    Inbound,
+    Rule,
+    RuleContext,
+    RuleSet,
+    Severity,
+    Signal,
+    human_duration,
+)
 from .store import Store, alert_from_json, alert_to_json
 
 log = logging.getLogger("ingest.alerts")
@@ -62,6 +74,7 @@ class Track:
     clear_s: float = 0.0
     once: bool = False
     resolved_at: float | None = None  # decision time, for resolved tracks (InfluxDB point time)
+    resolve_message: str | None = None  # template of the message once resolved (Signal.resolve_message)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +85,7 @@ class Track:
             "clear_s": self.clear_s,
             "once": self.once,
             "resolved_at": self.resolved_at,
+            "resolve_message": self.resolve_message,
         }
 
     @classmethod
@@ -84,6 +98,7 @@ class Track:
             clear_s=float(data.get("clear_s", 0.0)),
             once=bool(data.get("once", False)),
             resolved_at=data.get("resolved_at"),
+            resolve_message=data.get("resolve_message"),
         )
 
 
@@ -151,6 +166,18 @@ class Engine:
             engine.store = store
             engine._restore(store)
         return engine
+
+    def set_topology(self, topology: Topology) -> None:
+        """A reloaded topology: every rule that looks things up in it (`set_topology`) gets the new one."""
+        for key, rule in self.rules:
+            setter = getattr(rule, "set_topology", None)
+            if setter is None:
+                continue
+            try:
+                setter(topology)
+            except Exception:
+                self.stats.rule_errors += 1
+                log.exception("rule %s: topology reload failed", key)
 
     # ---- queries ------------------------------------------------------------------------------------
 
@@ -281,6 +308,9 @@ class Engine:
             self._dirty.tracks.add(k)
         track.active = False
         track.clear_s = s.clear_s
+        if s.resolve_message is not None and s.resolve_message != track.resolve_message:
+            track.resolve_message = s.resolve_message
+            self._dirty.tracks.add(k)
         if s.started_at is not None and s.started_at != a.started_at:
             a.started_at = s.started_at
             self._dirty.tracks.add(k)
@@ -324,6 +354,7 @@ class Engine:
         a.state = AlertState.RESOLVED
         a.ended_at = max(ended_at, a.started_at)
         track.resolved_at = now
+        _render_resolved(track)
         del self._tracks[k]
         self._dirty.tracks.discard(k)
         self._dirty.removed.add(k)
@@ -362,9 +393,11 @@ class Engine:
         a = track.alert
         started = s.started_at if s.started_at is not None else a.started_at
         ended = s.ended_at if s.ended_at is not None else a.ended_at
-        if (started, ended) == (a.started_at, a.ended_at):
+        template = s.resolve_message if s.resolve_message is not None else track.resolve_message
+        if (started, ended, template) == (a.started_at, a.ended_at, track.resolve_message):
             return []
-        a.started_at, a.ended_at = started, ended
+        a.started_at, a.ended_at, track.resolve_message = started, ended, template
+        _render_resolved(track)
         self._dirty.history.append(track)
         return [Change("resolved", _copy(a), track.resolved_at or self.clock())]
 
@@ -430,6 +463,12 @@ class Engine:
                 log.exception("rule %s: restore failed; it starts empty", key)
         if self._tracks:
             log.info("alerts: restored %d current alert(s) from %s", len(self._tracks), store.path)
+
+
+def _render_resolved(track: Track) -> None:
+    if track.resolve_message is not None:
+        a = track.alert
+        a.message = track.resolve_message.replace("{duration}", human_duration(a.duration_s))
 
 
 def _copy(alert: Alert) -> Alert:

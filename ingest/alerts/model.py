@@ -115,6 +115,8 @@ class Signal:
     `started_at`, when known better than `at` (a power-down record back-filled after restoration),
     corrects the alert's start; `ended_at` likewise corrects the end on resolve.
     `once`: an instantaneous alert (a rating) that fires and resolves by itself after `clear_s`.
+    `resolve_message` (inactive signals): the resolved alert's message instead of the firing one;
+    `{duration}` in it becomes the alert's final duration ("42 min"), corrections included.
     """
 
     rule: str
@@ -129,7 +131,21 @@ class Signal:
     started_at: float | None = None
     ended_at: float | None = None
     once: bool = False
+    resolve_message: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # gw, area, hall, counter, staff, account ...
+
+
+def human_duration(seconds: float | None) -> str:
+    """ "42 s", "42 min", "3 h 05 min": how a resolved alert's message states its duration."""
+    if seconds is None:
+        return "?"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{round(s / 60)} min"
+    h, rest = divmod(round(s / 60), 60)
+    return f"{h} h {rest:02d} min"
 
 
 @dataclass(slots=True)

@@ -174,6 +174,12 @@ class Outputs:
             self._enqueue(change)
         await self.flush_influx()
 
+    async def write_lines(self, lines: list[str]) -> None:
+        """Other points of the alert role (the autocontrol audit) through the same retrying path."""
+        if lines:
+            self._lines += lines
+            await self.flush_influx()
+
     async def flush_influx(self) -> None:
         if self.writer is None or not self._lines:
             self._lines = [] if self.writer is None else self._lines

@@ -7,6 +7,9 @@ acknowledged only after the engine committed the alerts and rule state it produc
 loses nothing (the broker redelivers). Payloads are decoded with the same contract as the writer; a
 malformed one is counted and skipped (the writer dead-letters it). Must not: write device data.
 
+SIGHUP (installed by the CLI) calls `reload_topology`: the rules see new meters, areas and halls from
+the next message or tick on; their memory and the current alerts are kept.
+
 The clock is injectable (a callable returning UNIX seconds) so tests run in compressed time;
 `tick()` and `sync_topic` let a test drive and observe the role deterministically.
 """
@@ -31,7 +34,10 @@ from ..errors import RetryableWrite
 from ..influx import InfluxV1, make_writer
 from ..subscriber import Delivery, Subscriber
 from ..topology import Topology
-from .engine import Engine
+from .autocontrol import FILTERS as AUTOCONTROL_FILTERS
+from .autocontrol import AutoControl, load_key
+from .engine import Change, Engine
+from .ledger import Ledger
 from .model import Inbound, RuleSet
 from .outputs import Outputs, Publisher
 from .rules import rulesets
@@ -98,6 +104,8 @@ class AlertsRole:
         filters = list(cfg.mqtt.topics)
         for rs in self.sets:
             filters += [t for t in rs.topics if t not in filters]
+        if section.autocontrol.enabled:
+            filters += [t for t in AUTOCONTROL_FILTERS if t not in filters]
         if sync_topic is not None:
             filters.append(sync_topic)
         client_id = cfg.mqtt.client_id + section.client_id_suffix
@@ -107,15 +115,32 @@ class AlertsRole:
         )
         self.subscriber = Subscriber(mqtt_cfg)
         self.store = Store(section.state_path, section.history)
-        self.engine = Engine.build(
-            section, topology or Topology.empty(), self.sets, clock=clock, store=self.store
-        )
+        self.topology = topology or Topology.empty()
+        self.engine = Engine.build(section, self.topology, self.sets, clock=clock, store=self.store)
+        self.autocontrol = self._autocontrol() if section.autocontrol.enabled else None
         self.writer = make_writer(cfg.influx)
         self.outputs = Outputs(Publisher(cfg.mqtt, client_id + "-pub"), self.writer, section.webhook)
         self.stats = RoleStats()
         self.synced: list[bytes] = []  # sync markers seen, in order (tests)
         self._synced_event = asyncio.Event()
         self._lock = asyncio.Lock()
+        self.topology_reloaded = asyncio.Event()  # set by every successful reload (tests clear it)
+
+    def _autocontrol(self) -> AutoControl:
+        """The trip / reconnect policy, reading keep-power from the cost-control rule's ledger, kept in
+        the engine's rule list so that its pending actions are committed with the alerts."""
+        section = self.cfg.alerts
+        found = (getattr(r, "ledger", None) for _, r in self.engine.rules)
+        ledgers = [x for x in found if isinstance(x, Ledger)]
+        lookup = ledgers[0].account if ledgers else (lambda _: None)
+        policy = AutoControl(
+            section.autocontrol, load_key(section.autocontrol, section.state_path.parent), account=lookup
+        )
+        state = self.store.load().rules.get("autocontrol")
+        if state is not None:
+            policy.restore(state)
+        self.engine.rules.append(("autocontrol", policy))
+        return policy
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._prepare_database()
@@ -142,11 +167,28 @@ class AlertsRole:
                 await self.writer.close()
                 self.store.close()
 
+    def reload_topology(self) -> None:
+        """SIGHUP: load `cfg.topology` again and hand it to the rules (between two batches: the event
+        loop runs this callback, never in the middle of the engine's synchronous work). A file that
+        does not load keeps the previous topology."""
+        if self.cfg.topology is None:
+            return
+        try:
+            topology = Topology.load(self.cfg.topology)
+        except Exception as exc:
+            log.error("alerts: topology %s not reloaded: %s", self.cfg.topology, exc)
+            return
+        self.topology = topology
+        self.engine.set_topology(topology)
+        self.topology_reloaded.set()
+        log.warning("alerts: topology %s reloaded: %d device(s)", self.cfg.topology, len(topology.devices))
+
     async def tick(self) -> None:
         """Evaluate the timers once (the ticker does this every `alerts.tick_s`)."""
         async with self._lock:
             changes = self.engine.tick()
             await self.outputs.emit(changes)
+            await self._control(changes)
             if not changes:
                 await self.outputs.flush_influx()  # retry what the database could not take
             self.engine.commit()
@@ -179,6 +221,7 @@ class AlertsRole:
                 markers = [self._process(d) for d in batch]
                 changes = [c for found in markers if isinstance(found, list) for c in found]
                 await self.outputs.emit(changes)
+                await self._control(changes)
                 self.engine.commit()
             acked = await asyncio.to_thread(self.subscriber.ack, batch)
             self.stats.acked += acked
@@ -187,10 +230,26 @@ class AlertsRole:
                 self.synced += seen
                 self._synced_event.set()
 
+    async def _control(self, changes: list[Change]) -> None:
+        """Hand alert changes to the trip / reconnect policy; publish its commands and audit.
+        Published before the commit: after a crash a command may go twice, never not at all."""
+        if self.autocontrol is None:
+            return
+        self.autocontrol.on_changes(changes, self.engine.clock())
+        outgoing, lines = self.autocontrol.take()
+        assert self.outputs.publisher is not None
+        for item in outgoing:
+            if not await self.outputs.publisher.publish(item.topic, item.payload, retain=item.retain):
+                log.warning("alerts: autocontrol: %s not confirmed by the broker", item.topic)
+        await self.outputs.write_lines(lines)
+
     def _process(self, d: Delivery) -> list[Any] | bytes:
         self.stats.received += 1
         if d.topic == self.sync_topic:
             return d.payload
+        if self.autocontrol is not None and self.autocontrol.handles(d.topic):
+            self.autocontrol.on_control(d.topic, d.payload, self.engine.clock())
+            return []
         try:
             inbound = decode(d.topic, d.payload)
         except ContractError as exc:

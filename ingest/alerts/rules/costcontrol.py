@@ -22,13 +22,14 @@ Messages are stable while a condition lasts (the engine re-publishes a firing al
 changes); the changing figure (balance, difference, hours) is the Signal's `value`.
 
 Keep-power accounts still get these alerts (labelled keep_power=true) but never a trip: the rules
-here only inform; the optional automatic trip policy lives in `TripPolicy` (off by default).
+here only inform; the optional automatic trip policy is ingest/alerts/autocontrol.py (off by default).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -38,6 +39,7 @@ from protocols import messages as m
 from protocols.config import Frozen
 from protocols.errors import ContractError
 
+from ...topology import Topology
 from ..billing import apply_billing, parse_billing_topic
 from ..ledger import Account, Ledger
 from ..model import (
@@ -121,6 +123,9 @@ class CostControlRule:
         self._reconnect: dict[str, dict[str, Any]] = {}  # account -> {since, payment, closed_at}
         self._relay: dict[str, dict[str, Any]] = {}  # meter subject -> {relay, commanded, since}
         self.rejected = 0  # billing payloads refused (each also raised as a ContractError)
+
+    def set_topology(self, topology: Topology) -> None:
+        self.ctx = replace(self.ctx, topology=topology)
 
     # ---- the Rule protocol ------------------------------------------------------------------------
 

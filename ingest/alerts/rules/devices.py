@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from pydantic import Field
@@ -24,6 +25,7 @@ from pydantic import Field
 from protocols import messages as m
 from protocols.config import Frozen
 
+from ...topology import Topology
 from ..model import Inbound, RuleContext, RuleSet, Severity, Signal, device_subject
 
 __all__ = ["RULESET", "DeviceOffline", "DevicesConfig"]
@@ -102,6 +104,9 @@ class DeviceOffline:
             since = self._offline.pop(subject, at)
             return [self._signal(msg.gw, msg.dev, False, at, since)]
         return []
+
+    def set_topology(self, topology: Topology) -> None:
+        self.ctx = replace(self.ctx, topology=topology)
 
     def _signal(self, gw: str, dev: str, active: bool, at: float, since: float) -> Signal:
         topo = self.ctx.topology

@@ -23,6 +23,7 @@ from pydantic import Field
 from protocols import messages as m
 from protocols.config import Frozen
 
+from ...topology import Topology
 from ..model import Inbound, RuleContext, RuleSet, Severity, Signal, counter_subject, hall_subject
 
 __all__ = ["RULESET", "HallConfig", "HallService"]
@@ -88,6 +89,9 @@ class HallService:
         self.cfg = cfg
         self.topology = ctx.topology
         self.halls: dict[str, _Hall] = {}
+
+    def set_topology(self, topology: Topology) -> None:
+        self.topology = topology
 
     # ---- interface
 

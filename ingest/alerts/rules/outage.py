@@ -62,6 +62,11 @@ _PHASES = ("A", "B", "C")
 _DARK = frozenset({"down", "low", "silent"})
 _RECORDS_KEPT = 8
 Key = tuple[str, str]
+_RESOLVED = {  # resolve messages; the engine fills {{duration}} in
+    "meter_supply_lost": "meter {} supply restored after {{duration}}",
+    "gateway_offline": "gateway {} back online after {{duration}}",
+    "comm_fault": "meter {} heard again after {{duration}}",
+}
 
 
 class OutageConfig(Frozen):
@@ -141,6 +146,10 @@ class OutageRule:
         self._offline: dict[str, float] = {}  # gateway -> since
         self._outages: dict[str, _Outage] = {}  # subject -> open outage
         self._reported: set[tuple[str, str]] = set()  # (rule, subject) last reported active
+
+    def set_topology(self, topology: Topology) -> None:
+        """A reloaded topology (SIGHUP): areas and members are looked up in it from now on."""
+        self._topo = topology
 
     # ---- input ---------------------------------------------------------------------------------------
 
@@ -410,8 +419,10 @@ class OutageRule:
         del self._outages[subject]
         started = statistics.median(downs) if downs else outage.started_at
         ended = statistics.median(ups) if ups else outage.restored_at
-        text = f"{outage.rule.replace('_', ' ')} in {outage.area} restored after {ended - started:.0f} s"
-        sig = Signal(outage.rule, subject, False, now, message=text, started_at=started, ended_at=ended)
+        text = f"{outage.rule.replace('_', ' ')} in {outage.area} restored after {{duration}}"
+        sig = Signal(
+            outage.rule, subject, False, now, resolve_message=text, started_at=started, ended_at=ended
+        )
         self._reported.discard((outage.rule, subject))
         return [sig, *self._inactive("outage_sla_at_risk", subject, now)]
 
@@ -453,7 +464,8 @@ class OutageRule:
         if (rule, subject) not in self._reported:
             return []
         self._reported.discard((rule, subject))
-        return [Signal(rule, subject, False, now)]
+        text = _RESOLVED.get(rule)
+        return [Signal(rule, subject, False, now, resolve_message=text.format(subject) if text else None)]
 
     def snapshot(self) -> dict[str, Any]:
         return {

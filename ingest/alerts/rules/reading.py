@@ -23,6 +23,7 @@ from pydantic import Field
 from protocols import messages as m
 from protocols.config import Frozen
 
+from ...topology import Topology
 from ..model import Inbound, RuleContext, RuleSet, Severity, Signal, meter_subject
 
 __all__ = ["RULESET", "ReadingConfig", "ReadingHealth"]
@@ -81,6 +82,7 @@ class ReadingConfig(Frozen):
 @dataclass(slots=True)
 class _Meter:
     last_ts: float | None = None  # newest sample of any kind (s)
+    expected_since: float | None = None  # never heard: watched since (first tick, or a reload)
     missing: bool = False  # missed_reading reported active
     e_ts: float | None = None  # newest energy sample
     e_kwh: float = 0.0
@@ -141,6 +143,11 @@ class ReadingHealth:
         self.topology = ctx.topology
         self.meters: dict[str, _Meter] = {}
         self.first_tick: float | None = None
+        self._recheck = False  # the topology changed: look for newly listed (or dropped) meters
+
+    def set_topology(self, topology: Topology) -> None:
+        self.topology = topology
+        self._recheck = True
 
     # ---- interface
 
@@ -158,15 +165,9 @@ class ReadingHealth:
         return out
 
     def on_tick(self, now: float) -> Iterable[Signal]:
-        if self.first_tick is None:
-            self.first_tick = now
-            if self.cfg.expect_topology_meters:
-                for (gw, dev), info in self.topology.devices.items():
-                    if (info.area or info.account) and not info.hall:
-                        self.meters.setdefault(meter_subject(gw, dev), _Meter())
-        out = []
+        out = self._expected(now)
         for subject, meter in self.meters.items():
-            since = meter.last_ts if meter.last_ts is not None else self.first_tick
+            since = meter.last_ts if meter.last_ts is not None else (meter.expected_since or now)
             window = self._window(subject)
             silent = now - since
             meter.missing = silent > window
@@ -186,12 +187,40 @@ class ReadingHealth:
             )
         return out
 
+    def _expected(self, now: float) -> list[Signal]:
+        """Topology meters that never reported are watched from the first tick (a restart keeps that
+        time), and those listed by a reloaded topology from the tick after the reload. Never-heard
+        meters the topology no longer lists are dropped (their alert resolves)."""
+        first = self.first_tick is None
+        self.first_tick = now if self.first_tick is None else self.first_tick
+        if not (first or self._recheck) or not self.cfg.expect_topology_meters:
+            return []
+        self._recheck = False
+        listed = {
+            meter_subject(gw, dev)
+            for (gw, dev), info in self.topology.devices.items()
+            if (info.area or info.account) and not info.hall
+        }
+        for subject in listed:
+            self.meters.setdefault(subject, _Meter(expected_since=now))
+        gone = [s for s, meter in self.meters.items() if meter.last_ts is None and s not in listed]
+        out = []
+        for subject in gone:
+            del self.meters[subject]
+            gw, _, dev = subject.partition("/")
+            out.append(self._signal("missed_reading", subject, False, now, self._labels(gw, dev)))
+        return out
+
     def snapshot(self) -> dict[str, Any]:
         return {"first_tick": self.first_tick, "meters": {k: asdict(v) for k, v in self.meters.items()}}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.first_tick = state.get("first_tick")
         self.meters = {k: _Meter(**v) for k, v in state.get("meters", {}).items()}
+        for meter in self.meters.values():  # state written before expected_since existed
+            if meter.last_ts is None and meter.expected_since is None:
+                meter.expected_since = self.first_tick
+        self._recheck = True  # the topology may have changed while we were stopped
 
     # ---- helpers
 
