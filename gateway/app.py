@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -44,6 +45,16 @@ def gateway_version() -> str:
         return version("gridedge")
     except PackageNotFoundError:
         return "0+source"
+
+
+def warn_if_root() -> None:
+    """The gateway needs only its serial ports (group dialout) and its state folder: running it as root
+    turns any bug in a parser of bytes from the field bus into a root compromise."""
+    if os.geteuid() == 0:
+        log.warning(
+            "running as root: run the gateway as an unprivileged user in group dialout "
+            "(deploy/gridedge-gateway.service: User=gridedge, SupplementaryGroups=dialout)"
+        )
 
 
 def run(plan: Plan) -> int:
@@ -112,6 +123,7 @@ async def serve(
     drain_s: float = DRAIN_S,
 ) -> None:
     cfg = plan.config
+    warn_if_root()
     await asyncio.to_thread(Path(cfg.gateway.state_dir).mkdir, parents=True, exist_ok=True)
     spool = await Spool.open(cfg.spool.path, max_bytes=cfg.spool.max_bytes, fsync=cfg.spool.fsync)
     gw = Gateway(cfg, spool)

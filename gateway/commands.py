@@ -3,7 +3,9 @@
 Layer: gateway core. A command arrives on `gridedge/v1/{gw}/{dev}/cmd` (QoS 1, persistent session, so
 one sent while the gateway was offline is delivered later, and its expiry decides). Checks, in order,
 each with its own reason in the `rejected` result and an audit log line (never the key):
-malformed payload -> signature (HMAC-SHA256 over the other fields, any configured key) -> topic and
+malformed payload -> signature (HMAC-SHA256 over the other fields, any configured key: during a key
+rotation the key file lists the old and the new key; the audit line names the key that matched by
+its fingerprint `key_id(key)`, never the key itself) -> topic and
 payload name this gateway and a configured device -> not expired (and not issued in the future) ->
 nonce not seen before (remembered on disk until the command's expiry, so a restart cannot replay) ->
 action and params valid for the device kind. Only then is the command `accepted`, executed through
@@ -15,6 +17,7 @@ Must not: log the key or the signature; touch the bus for a command that failed 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -36,6 +39,13 @@ audit = logging.getLogger("gateway.audit")
 
 MAX_FUTURE_SKEW_MS: Final = 5 * 60 * 1000  # issued_at may be this far ahead of our clock
 MAX_LIFETIME_MS: Final = 24 * 3600 * 1000  # a command may not stay valid longer than this
+
+
+def key_id(key: bytes) -> str:
+    """A short public fingerprint of a command key for logs (the first 8 hex digits of a SHA-256 of a
+    domain-separated key): tells which key of a rotation signed a command without revealing it."""
+    return hashlib.sha256(b"gridedge-command-key:" + key).hexdigest()[:8]
+
 
 # (topic, device, build(seq) -> result): results go through the spool, which assigns the gateway's seq
 Publish = Callable[[str, str, Callable[[int], m.CommandResult]], Awaitable[None]]
@@ -94,11 +104,18 @@ class CommandHandler:
     async def handle(self, topic: str, payload: bytes) -> None:
         self.stats.received += 1
         try:
-            command, driver = self._check(topic, payload)
+            command, driver, key = self._check(topic, payload)
         except _Refused as refused:
             await self._reject(topic, refused)
             return
-        audit.warning("command %s %s/%s %s: accepted", command.id, command.gw, command.dev, command.action)
+        audit.warning(
+            "command %s %s/%s %s: accepted (signed with key %s)",
+            command.id,
+            command.gw,
+            command.dev,
+            command.action,
+            key,
+        )
         await self._result(command, "accepted")
         try:
             outcome = await driver.execute(command.action, command.params)
@@ -127,7 +144,8 @@ class CommandHandler:
 
     # ---- checks -----------------------------------------------------------------------------------
 
-    def _check(self, topic: str, payload: bytes) -> tuple[m.Command, Driver]:
+    def _check(self, topic: str, payload: bytes) -> tuple[m.Command, Driver, str]:
+        """The command, its driver and the id of the key that signed it; or _Refused."""
         try:
             raw = json.loads(payload)
         except ValueError:
@@ -136,7 +154,8 @@ class CommandHandler:
             raise _Refused("malformed", "a command is a JSON object", {})
         if not self.keys:
             raise _Refused("no_key", "this gateway has no command key configured: commands are disabled", raw)
-        if not verify(raw, self.keys):
+        key = next((key_id(k) for k in self.keys if verify(raw, [k])), None)
+        if key is None:
             why = "unsigned" if not raw.get("sig") else "bad signature"
             raise _Refused("bad_signature", why, raw)
         try:
@@ -166,7 +185,7 @@ class CommandHandler:
             driver.check_command(command.action, command.params)
         except CommandRejected as exc:
             raise _Refused("unsupported", str(exc), raw) from None
-        return command, driver
+        return command, driver, key
 
     async def _reject(self, topic: str, refused: _Refused) -> None:
         self.stats.rejected += 1

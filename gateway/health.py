@@ -71,6 +71,13 @@ class DeviceHealth:
         elif self.consecutive_failures >= p.degrade_after:
             self._set("degraded")
 
+    def port_down(self, error: str) -> None:
+        """The bus lost its port: not the device's fault, so no back-off (it polls as soon as the port
+        is back), but it is not answering either: degraded."""
+        self.errors[error] = self.errors.get(error, 0) + 1
+        if self.state == "online":
+            self._set("degraded")
+
     def _set(self, state: State) -> None:
         if state != self.state:
             self.state = state

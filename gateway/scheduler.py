@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .drivers.base import Driver, PollResult
-from .errors import GatewayError
+from .errors import GatewayError, PortUnavailable
 from .health import DeviceHealth, HealthPolicy
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,9 @@ class DeviceRunner:
                 async with self.turn:
                     started = time.monotonic()
                     result = await self.driver.poll()
+        except PortUnavailable as exc:
+            self.health.port_down(type(exc).__name__)  # the bus logs the port loss and its reconnects
+            log.debug("%s: poll skipped: %s", self.driver.id, exc)
         except GatewayError as exc:
             first = self.health.consecutive_failures == 0
             self.health.failure(time.monotonic(), type(exc).__name__)

@@ -1,10 +1,16 @@
-"""`gridedge demo`: the whole pipeline on one machine, with a live view.
+"""`gridedge demo`: the whole pipeline on one machine, with a live view and scripted scenarios.
 
 simulators on ptys (examples/sim.yaml) -> gateway (examples/gateway.yaml) -> a private Mosquitto ->
-ingest (examples/ingest.yaml) -> a private InfluxDB 1.x; the terminal shows the latest readings from
-InfluxDB and the gateway's status from MQTT. Everything runs under one work directory (default
-/tmp/gridedge) on free loopback ports, so it never collides with services already on the machine.
-Ctrl-C (or `--duration`) stops it all; logs stay in the work directory.
+ingest, writer and alert engine (examples/demo/ingest.yaml) -> a private InfluxDB 1.x. The live view
+shows per-bus reading rates, the latest readings, the hall queue and the alerts, all read back from
+InfluxDB, and keys start the scenarios of examples/demo/scenarios.yaml (cut an area's power, run an
+account into arrears and pay, a stuck relay, a dead meter, a hall rush, an unhappy customer, a broker
+restart). `--headless --duration N` runs every scenario on a timeline instead, prints a summary (and
+writes it as JSON with `--json-summary FILE`) and exits 1 when the pipeline did not do its job.
+
+Everything runs under one work directory (default /tmp/gridedge; the demo's own state there is wiped at
+start, so each run begins clean) on free loopback ports, so it never collides with services already on
+the machine. Ctrl-C, `q` or the end of `--duration` stops it all; logs stay in the work directory.
 
 Composition root: this module may start every service package (as subprocesses, exactly as a field
 engineer would run them).
@@ -16,30 +22,49 @@ import argparse
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
 
+from .demo_scenarios import Publisher, Runner, Scenario, ScenarioError, SimControl, load_scenarios
+from .demo_summary import collect, demo_devices, render
 from .services import REPO_ROOT, InfluxDB, Mosquitto, ServiceError
 
 EXAMPLES = REPO_ROOT / "examples"
+DEMO = EXAMPLES / "demo"
+GATEWAY_YAML = EXAMPLES / "gateway.yaml"
 SIM_KINDS_AVAILABLE = ("dlt645", "modbus", "hall")
+# the demo's own state in the work directory: removed at start so every run begins clean
+STATE = ("mosquitto", "influxdb", "state", "alerts.sqlite*", "costcontrol-ledger.sqlite*")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "demo", help="simulators -> gateway -> Mosquitto -> ingest -> InfluxDB, with a live view"
+        "demo",
+        help="simulators -> gateway -> Mosquitto -> ingest -> InfluxDB, with a live view and scenarios",
     )
     p.add_argument("--workdir", default="/tmp/gridedge", help="state, ptys, logs (default /tmp/gridedge)")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument(
-        "--no-live", action="store_true", help="print a summary every 10 s instead of a live table"
+        "--headless",
+        action="store_true",
+        help="no live view: run every scenario on a timeline, print a summary, exit 1 if the pipeline failed",
+    )
+    p.add_argument("--json-summary", metavar="FILE", help="also write the summary as JSON (with --headless)")
+    p.add_argument("--scenarios", default=str(DEMO / "scenarios.yaml"), help="scenarios file")
+    p.add_argument(
+        "--no-live",
+        action="store_true",
+        help="print the view every 10 s instead of a live table (logs, pipes)",
     )
     p.set_defaults(handler=run_demo)
 
@@ -98,20 +123,51 @@ class Demo:
         for log in self.logs:
             log.close()
 
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise ServiceError(
+                    f"{name} exited with {proc.returncode}: see {self.workdir / (name + '.log')}"
+                )
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _clean(workdir: Path) -> None:
+    for pattern in STATE:
+        for path in workdir.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def _buses() -> dict[str, list[str]]:
+    doc = yaml.safe_load(GATEWAY_YAML.read_text())
+    return {bus["name"]: [str(d["id"]) for d in bus["devices"]] for bus in doc["buses"]}
 
 
 def run_demo(args: argparse.Namespace) -> int:
     # Ctrl-C and `kill` both stop everything in order (gateway first, so its spool drains)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    try:
+        scenarios = load_scenarios(Path(args.scenarios))
+    except ScenarioError as exc:
+        print(f"gridedge demo: {exc}", file=sys.stderr)
+        return 2
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    _clean(workdir)
     broker = Mosquitto(workdir / "mosquitto")
     influx = InfluxDB(workdir / "influxdb", database="gridedge")
     demo = Demo(workdir)
+    runner: Runner | None = None
+    publisher: Publisher | None = None
+    started = time.time()
+    failed = False
     try:
         broker.start()
         influx.start()
@@ -132,97 +188,189 @@ def run_demo(args: argparse.Namespace) -> int:
         key_file = workdir / "command.key"
         if not key_file.exists():
             key_file.write_text(secrets.token_hex(16) + "\n")
-            key_file.chmod(0o600)
-        gateway_env = {**mqtt, "GRIDEDGE_COMMANDS__KEY_FILE": str(key_file)}
-        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(EXAMPLES / "gateway.yaml")], gateway_env)
+        key_file.chmod(0o600)
+        gateway_env = {
+            **mqtt,
+            "GRIDEDGE_COMMANDS__KEY_FILE": str(key_file),
+            "GRIDEDGE_GATEWAY__STATE_DIR": str(workdir / "state"),
+            "GRIDEDGE_SPOOL__PATH": str(workdir / "state" / "spool.sqlite3"),
+        }
+        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(GATEWAY_YAML)], gateway_env)
+        ingest_cfg = DEMO / "ingest.yaml"
         ingest_env = {
             **mqtt,
             "GRIDEDGE_INFLUX__URL": influx.url,
             # alert state (and the cost-control ledger beside it) in the demo's own directory
             "GRIDEDGE_ALERTS__STATE_PATH": str(workdir / "alerts.sqlite"),
         }
-        demo.spawn("ingest", ["-v", "ingest", "run", "-c", str(EXAMPLES / "ingest.yaml")], ingest_env)
+        billing = subprocess.run(
+            [sys.executable, "-m", "gridedge", "ingest", "billing", "import", str(EXAMPLES / "billing.csv"),
+             "-c", str(ingest_cfg)],
+            env={**os.environ, **ingest_env}, cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if billing.returncode != 0:
+            raise ServiceError(f"billing import failed: {billing.stderr.strip()}")
+        demo.spawn("ingest", ["-v", "ingest", "run", "-c", str(ingest_cfg)], ingest_env)
         print(f"gateway and ingest running; logs in {workdir}/. Ctrl-C stops everything.")
         print(
             f"send a signed command: gridedge cmd --port {broker.port} --key-file {key_file} "
             "--gw gw-demo-01 --dev 000000000001 --action trip"
         )
-        _watch(demo, influx, args.duration, live=not args.no_live)
+        _wait_connected(demo, {"gateway": 1, "ingest": 2})  # the ingest's writer and alert engine
+        publisher = Publisher(broker.port, "gw-demo-01", key_file.read_text().splitlines()[0].encode())
+        assert demo.procs["sim"].stdout is not None
+        sim_control = SimControl(demo.procs["sim"], workdir / "sim.log")
+        runner = Runner(sim_control, publisher, broker, influx, since_ms=int(started * 1000))
+        if args.headless:
+            failed = not _headless(
+                demo=demo, influx=influx, runner=runner, scenarios=scenarios, args=args, started=started
+            )
+        else:
+            _watch(demo, influx, runner, scenarios, args.duration, live=not args.no_live, since=started)
     except KeyboardInterrupt:
         pass
     except ServiceError as exc:
         print(f"gridedge demo: {exc}", file=sys.stderr)
-        return 1
+        failed = True
     finally:
+        if runner is not None:
+            runner.stopping.set()
+            runner.join(5)
+        if publisher is not None:
+            publisher.close()
         demo.stop()
         influx.stop()
         broker.stop()
-    return 0
+    return 1 if failed else 0
 
 
-def _watch(demo: Demo, influx: InfluxDB, duration: float, *, live: bool) -> None:
+def _wait_connected(demo: Demo, sessions: dict[str, int], timeout: float = 60.0) -> None:
+    """Until each process has logged its MQTT connections (then its subscriptions exist in the broker:
+    a command or a billing message sent earlier would find no session and be lost)."""
+    deadline = time.monotonic() + timeout
+    for name, count in sessions.items():
+        log = demo.workdir / f"{name}.log"
+        while log.read_text(errors="replace").count("mqtt: connected to") < count:
+            demo.check_alive()
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{name} did not connect to the broker within {timeout:.0f} s: see {log}")
+            time.sleep(0.2)
+    time.sleep(1.0)  # the subscriptions follow the connection
+
+
+def _headless(
+    *,
+    demo: Demo,
+    influx: InfluxDB,
+    runner: Runner,
+    scenarios: dict[str, Scenario],
+    args: argparse.Namespace,
+    started: float,
+) -> bool:
+    """Run the timeline; True when the pipeline did its job."""
+    duration = args.duration or 120.0
+    timeline = sorted(
+        ((sc.headless_at, sc) for sc in scenarios.values() if sc.headless_at is not None), key=lambda x: x[0]
+    )
+    begin = time.time()  # the scenarios' clock (and the duration) start once everything is connected
+    deadline = begin + duration
+    last_print = 0.0
+    while time.time() < deadline:
+        demo.check_alive()
+        now = time.time() - begin
+        while timeline and timeline[0][0] is not None and timeline[0][0] <= now:
+            _, sc = timeline.pop(0)
+            runner.start(sc)
+            print(f"[{now:5.0f} s] scenario {sc.name}: {sc.title}", flush=True)
+        if time.time() - last_print >= 10:
+            last_print = time.time()
+            states = ", ".join(f"{p.scenario} {p.status} ({p.note})" for p in runner.progress.values())
+            print(f"[{now:5.0f} s] {states or 'starting'}", flush=True)
+        time.sleep(0.5)
+    runner.stopping.set()
+    runner.join(5)
+    summary = collect(
+        influx,
+        started_at=started,
+        ended_at=time.time(),
+        devices=demo_devices(GATEWAY_YAML),
+        scenarios={n: sc for n, sc in scenarios.items() if sc.headless_at is not None},
+        progress=runner.progress,
+    )
+    print(render(summary), flush=True)
+    if args.json_summary:
+        summary.write(Path(args.json_summary))
+    return summary.ok
+
+
+@contextlib.contextmanager
+def _keys() -> Iterator[bool]:
+    """Single key presses from a terminal (cbreak mode, restored on exit); False when not a terminal."""
+    if not sys.stdin.isatty():
+        yield False
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _watch(
+    demo: Demo,
+    influx: InfluxDB,
+    runner: Runner,
+    scenarios: dict[str, Scenario],
+    duration: float,
+    *,
+    live: bool,
+    since: float,
+) -> None:
     from rich.console import Console
     from rich.live import Live
 
+    from .demo_view import view
+
+    by_key = {sc.key: sc for sc in scenarios.values()}
+    pressed: list[str] = []
+    quit_ = threading.Event()
     deadline = time.monotonic() + duration if duration else float("inf")
     console = Console()
     if not console.is_terminal:
-        console = Console(width=120)  # a log file or a pipe: do not cut the 12-digit meter addresses
-    ctx: Any = Live(console=console, refresh_per_second=1) if live else contextlib.nullcontext()
-    last_print = 0.0
-    with ctx as view:
-        while time.monotonic() < deadline:
-            for name, proc in demo.procs.items():
-                if proc.poll() is not None:
-                    raise ServiceError(
-                        f"{name} exited with {proc.returncode}: see {demo.workdir / (name + '.log')}"
-                    )
-            table = _table(influx)
-            if live:
-                view.update(table)
-            elif time.monotonic() - last_print >= 10:
-                console.print(table)
-                last_print = time.monotonic()
-            time.sleep(1)
-
-
-def _table(influx: InfluxDB) -> Any:
-    from rich.table import Table
-
-    table = Table(title="gridedge demo: latest readings in InfluxDB (database gridedge)")
-    for col in ("device", "time", "voltage A (V)", "power (kW)", "energy (kWh)", "balance (CNY)", "relay"):
-        table.add_column(col, no_wrap=True, justify="left" if col in ("device", "relay") else "right")
-    try:
-        series = influx.query(
-            'SELECT last("voltage_a_v"), last("power_active_kw"), last("energy_import_kwh"), '
-            'last("balance_cny"), last("relay") FROM "meter" WHERE time > now() - 10m GROUP BY "dev"'
+        console = Console(width=140)  # a log file or a pipe: do not cut the 12-digit meter addresses
+    buses = _buses()
+    with _keys() as interactive:
+        if interactive and live:
+            threading.Thread(target=_read_keys, args=(pressed, quit_), name="demo:keys", daemon=True).start()
+        ctx: Any = (
+            Live(console=console, refresh_per_second=1, screen=False) if live else contextlib.nullcontext()
         )
-        # with several selectors InfluxQL returns the range start as the time: ask for it on its own
-        times = influx.query(
-            'SELECT last("voltage_a_v") FROM "meter" WHERE time > now() - 10m GROUP BY "dev"'
-        )
-        health = influx.query('SELECT last("messages_in"), last("deadletters") FROM "ingest"')
-    except ServiceError as exc:
-        table.caption = f"InfluxDB: {exc}"
-        return table
-    when_of = {s["tags"]["dev"]: s["values"][0][0] for s in times}  # type: ignore[index]
-    for s in series:
-        _, v, p, e, b, r = s["values"][0]  # type: ignore[index]
-        tags: dict[str, str] = s.get("tags", {})  # type: ignore[assignment]
-        t = when_of.get(tags.get("dev", ""))
-        when = time.strftime("%H:%M:%S", time.localtime(t / 1000)) if t else "-"
-        table.add_row(
-            tags.get("dev", "?"),
-            when,
-            *(_number(x) for x in (v, p, e, b, r)),
-        )
-    if health:
-        _, messages, dead = health[0]["values"][0]  # type: ignore[index]
-        table.caption = f"ingest: {messages} message(s) in, {dead} dead letter(s)"
-    return table
+        last_print = 0.0
+        with ctx as live_view:
+            while time.monotonic() < deadline and not quit_.is_set():
+                demo.check_alive()
+                while pressed:
+                    sc = by_key.get(pressed.pop(0))
+                    if sc is not None:
+                        runner.start(sc)
+                shown = view(influx, int(since * 1000), buses, scenarios, runner.progress)
+                if live:
+                    live_view.update(shown)
+                elif time.monotonic() - last_print >= 10:
+                    console.print(shown)
+                    last_print = time.monotonic()
+                quit_.wait(1)
 
 
-def _number(x: object) -> str:
-    if isinstance(x, int | float) and not isinstance(x, bool):
-        return f"{x:.2f}"
-    return "-" if x is None else str(x)
+def _read_keys(pressed: list[str], quit_: threading.Event) -> None:
+    while not quit_.is_set():
+        ch = sys.stdin.read(1)
+        if not ch or ch in ("q", "Q"):
+            quit_.set()
+            return
+        pressed.append(ch)

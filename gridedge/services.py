@@ -111,6 +111,9 @@ class Mosquitto(_Process):
         lines = [
             BROKER_SETTINGS.read_text() if BROKER_SETTINGS.exists() else "",
             f"persistence_location {persistence}/",
+            # started as root, mosquitto drops to the `mosquitto` user and then cannot save its
+            # database (sessions, queued messages) in a root-owned directory: a restart would lose them
+            "user root" if os.geteuid() == 0 and "user " not in self.extra_config else "",
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true" if "password_file" not in self.extra_config else "",
             self.extra_config,

@@ -1,16 +1,19 @@
 """Ingest configuration (`gridedge ingest run -c ingest.yaml`): typed, frozen, validated once.
 
 Layer: ingest configuration. Environment overrides: GRIDEDGE_<SECTION>__<KEY>, e.g. GRIDEDGE_INFLUX__URL,
-GRIDEDGE_MQTT__PORT. Errors name the file, the line and the field.
+GRIDEDGE_MQTT__PORT. Errors name the file, the line and the field. A config file holding a secret
+inline, or a secret file it names, that every local user can read is refused (`chmod 600 FILE`).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import Field
 
 from protocols import topics
@@ -61,10 +64,12 @@ class InfluxSection(Frozen):
     retention_policy: str = ""
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = Field(default=None, description="read the password from this file")
     # 2.x / 3.x
     org: str = ""
     bucket: str = ""
     token: str | None = Field(default=None, repr=False)
+    token_file: Path | None = Field(default=None, description="read the token from this file")
     # batching
     batch_points: int = Field(default=10000, ge=1, le=1_000_000)
     flush_interval_s: float = Field(default=0.2, gt=0, le=60)
@@ -100,4 +105,66 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> I
     if not cfg.alerts.state_path.is_absolute():
         alerts = cfg.alerts.model_copy(update={"state_path": path.parent / cfg.alerts.state_path})
         cfg = cfg.model_copy(update={"alerts": alerts})
+    if problems := secret_problems(path, text, cfg):
+        raise ConfigError(problems)
+    cfg = _read_influx_secrets(cfg)
     return cfg
+
+
+def _read_influx_secrets(cfg: IngestConfig) -> IngestConfig:
+    """`influx.password_file` / `token_file` (checked readable by `secret_problems`) win over the
+    inline or environment value."""
+    influx = cfg.influx
+    update = {}
+    if influx.password_file is not None:
+        update["password"] = influx.password_file.read_text().strip()
+    if influx.token_file is not None:
+        update["token"] = influx.token_file.read_text().strip()
+    return cfg.model_copy(update={"influx": influx.model_copy(update=update)}) if update else cfg
+
+
+# ---- secrets on disk (the same check as gateway/config.py; the two services share no code) --------
+
+_INLINE_SECRETS: tuple[tuple[str, str], ...] = (
+    ("mqtt", "password"),
+    ("influx", "password"),
+    ("influx", "token"),
+)
+
+
+def secret_problems(path: Path, text: str, cfg: IngestConfig) -> list[str]:
+    """Refuse secrets that every local user can read: a config file holding a secret inline, or a
+    secret file it names, with the world-read bit set. A named secret file that cannot be read is an
+    error too (found now rather than at the first connection)."""
+    raw = yaml.safe_load(text) or {}
+    inline = [f"{s}.{k}" for s, k in _INLINE_SECRETS if isinstance(raw.get(s), dict) and raw[s].get(k)]
+    files = {
+        "mqtt.password_file": cfg.mqtt.password_file,
+        "influx.password_file": cfg.influx.password_file,
+        "influx.token_file": cfg.influx.token_file,
+    }
+    autocontrol = cfg.alerts.autocontrol
+    if autocontrol.enabled and autocontrol.key_file is not None:  # relative: the alert state's folder
+        files["alerts.autocontrol.key_file"] = cfg.alerts.state_path.parent / autocontrol.key_file
+    problems = []
+    if inline and (why := _world_readable(path)):
+        problems.append(
+            f"{path}: holds a secret inline ({', '.join(inline)}) and {why}: run `chmod 600 {path}` "
+            "(or move the secret to a file readable only by the service, or to the environment)"
+        )
+    for name, file in files.items():
+        if file is None:
+            continue
+        try:
+            why = _world_readable(file)
+        except OSError as exc:
+            problems.append(f"{path}: {name}: cannot read {file}: {exc.strerror}")
+            continue
+        if why:
+            problems.append(f"{path}: {name}: the secret file {file} {why}: run `chmod 600 {file}`")
+    return problems
+
+
+def _world_readable(path: Path) -> str:
+    mode = path.stat().st_mode
+    return f"is readable by every user (mode {stat.S_IMODE(mode):04o})" if mode & stat.S_IROTH else ""

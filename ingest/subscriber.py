@@ -63,6 +63,7 @@ class Subscriber:
         )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(1, 30)
         if cfg.username is not None:
@@ -121,6 +122,15 @@ class Subscriber:
         )
         client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.cfg.filters()])
         client.subscribe(SYS_DROPPED, options=SubscribeOptions(qos=0))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # paho retries on its own thread; without this a refused TLS handshake would be silent
+        log.warning(
+            "mqtt: cannot connect to %s:%d (network or TLS: does the CA file hold the CA that signed the "
+            "broker's certificate?); retrying",
+            self.cfg.host,
+            self.cfg.port,
+        )
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object

@@ -259,6 +259,8 @@ def decode(type_: type[M], payload: bytes | str, *, now_ms: int | None = None) -
         raise _contract_error(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ContractError("$", f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec raises it for invalid UTF-8 inside a JSON string
+        raise ContractError("$", f"not valid UTF-8: {exc}") from None
     validate(message, now_ms=now_ms)
     return message
 

@@ -12,6 +12,7 @@ PYTHON=${PYTHON:-python3}
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 have mosquitto || need_apt+=(mosquitto)
+have openssl || need_apt+=(openssl)  # the TLS tests make their certificates with it
 have influxd || need_apt+=(influxdb)
 have mbpoll || need_apt+=(mbpoll)
 # tests/deploy/test_compose.py validates docker-compose.yml with `docker-compose config` (offline, no daemon)

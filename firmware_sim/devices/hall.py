@@ -264,6 +264,16 @@ def _hours(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _clock(text: str) -> float:
+    try:
+        h, m = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HH:MM") from None
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time of day")
+    return h + m / 60
+
+
 def _weights(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(w) for w in text.split(","))
@@ -287,6 +297,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         help="hall seconds per line second: the hall alone runs faster (a busy demo hall: 10)",
+    )
+    parser.add_argument(
+        "--start-at", type=_clock, default=None, help="hall clock starts at this local time today (HH:MM)"
     )
     parser.add_argument("--arrivals-per-hour", type=float, default=30.0, help="base rate before peak factors")
     parser.add_argument("--hours", type=_hours, default=(8.5, 17.5), help="opening hours HH:MM-HH:MM (local)")
@@ -318,6 +331,7 @@ def params_from(args: argparse.Namespace) -> HallParams:
         rating_probability=getattr(args, "rating_probability", 0.85),
         rating_timeout_s=getattr(args, "rating_timeout_s", 30.0),
         time_scale=getattr(args, "time_scale", 1.0),
+        start_hour=getattr(args, "start_at", None),
     )
 
 

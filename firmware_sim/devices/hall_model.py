@@ -105,6 +105,7 @@ class HallParams:
     transfer_probability: float = 0.05
     pauses_per_hour: float = 0.3
     time_scale: float = 1.0  # hall seconds per second of the line's clock (a busy demo hall: 10)
+    start_hour: float | None = None  # the hall's clock starts at this local hour today (None: now)
 
     def check(self) -> None:
         problems = []
@@ -141,9 +142,13 @@ class HallModel:
         params.check()
         self.params = params
         self.rng = random.Random(f"hall:{params.seed}")
-        self.origin = start_time
-        self.now = start_time
-        self.day = self._local(start_time).date()
+        self.origin = start_time  # line time at which the hall's clock reads `self.start`
+        self.start = start_time
+        if params.start_hour is not None:
+            midnight = self._local(start_time).replace(hour=0, minute=0, second=0, microsecond=0)
+            self.start = midnight.timestamp() + params.start_hour * 3600
+        self.now = self.start
+        self.day = self._local(self.start).date()
         self.next_ticket = 1
         self.queue: deque[Customer] = deque()
         self.counters = [
@@ -162,8 +167,9 @@ class HallModel:
 
     def advance(self, now: float) -> None:
         """Step simulated time up to `now` (several devices call this with the same `now`: idempotent).
-        With a `time_scale`, hall time runs that many times faster than `now` from the start."""
-        now = self.origin + (now - self.origin) * self.params.time_scale
+        With a `time_scale`, hall time runs that many times faster than `now` from the start; with a
+        `start_hour` it starts at that hour of the day (a demo that always opens in the morning)."""
+        now = self.start + (now - self.origin) * self.params.time_scale
         while self.now + STEP_S <= now:
             self.now += STEP_S
             self._step()

@@ -27,6 +27,16 @@ def test_health_degrades_quarantines_probes_and_recovers() -> None:
     assert h.errors == {"ResponseTimeout": 8, "BusFrameError": 1} and h.failures == 9
 
 
+def test_a_lost_port_degrades_without_back_off() -> None:
+    h = DeviceHealth(HealthPolicy(quarantine_after=3))
+    for _ in range(10):  # the USB adapter is out for many intervals: not the meter's fault
+        h.port_down("PortUnavailable")
+    assert h.state == "degraded" and h.may_poll(0.0) and h.consecutive_failures == 0
+    assert h.errors == {"PortUnavailable": 10}
+    h.success(1, 50.0)  # polled as soon as the port is back
+    assert h.state == "online"
+
+
 def test_slots_align_to_wall_clock() -> None:
     assert next_slot(1_000_000_005.0, 60, 0.0) == 1_000_000_020.0  # next minute boundary
     assert next_slot(1_000_000_020.0, 60, 0.0) == 1_000_000_080.0  # exactly on it: the next one

@@ -59,3 +59,13 @@ def test_time_scale_runs_the_hall_faster(scale: float) -> None:
 def test_time_scale_must_be_positive() -> None:
     with pytest.raises(Exception, match="time scale"):
         HallModel(_quiet(time_scale=0), T0)
+
+
+def test_start_hour_opens_the_hall_in_the_morning_whatever_the_time() -> None:
+    night = dt.datetime(2026, 11, 16, 23, 30).timestamp()
+    model = HallModel(_quiet(start_hour=9.0, time_scale=10.0), night)
+    assert dt.datetime.fromtimestamp(model.now).hour == 9
+    model.advance(night + 60)  # ten hall minutes later
+    assert dt.datetime.fromtimestamp(model.now).strftime("%H:%M") == "09:10"
+    model.rush(3)
+    assert model.waiting() == 3
