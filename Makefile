@@ -32,9 +32,11 @@ imports:
 contract-docs:
 	$(PY) tools/gen_contract_docs.py --check
 
-# pytest exits 5 when it collected no test: that is a failure here, not a pass.
+# pytest exits 5 when it collected no test: that is a failure here, not a pass. Two workers (the machines
+# have 2 cores; most integration tests wait on wire time, brokers and timers), a test file per worker.
+PYTEST_WORKERS ?= 2
 pytest:
-	@$(PY) -m pytest -q -p no:cacheprovider $(ARGS); rc=$$?; \
+	@$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: bootstrap

@@ -11,17 +11,16 @@ refused (`secret_problems`: the fix is `chmod 600 FILE`).
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, field_validator
 
 from protocols import config as conventions
 from protocols.config import Frozen, Locator
+from protocols.config import secret_problems as shared_secret_problems
 from protocols.errors import ConfigError
 from protocols.messages import check_id
 
@@ -157,7 +156,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> P
     return compile_plan(cfg, Locator(text, str(path)))
 
 
-# ---- secrets on disk (the same check as ingest/config.py; the two services share no code) --------
+# ---- secrets on disk (the rule is protocols.config.secret_problems; here: which fields hold them) -
 
 _INLINE_SECRETS: tuple[tuple[str, str], ...] = (("mqtt", "password"), ("commands", "key"))
 
@@ -166,35 +165,12 @@ def secret_problems(path: Path, text: str, cfg: GatewayConfig) -> list[str]:
     """Refuse secrets that every local user can read: a config file holding a secret inline, or a
     secret file it names, with the world-read bit set. A named secret file that cannot be read is an
     error too (found now rather than at the first connection or command)."""
-    raw = yaml.safe_load(text) or {}
-    inline = [f"{s}.{k}" for s, k in _INLINE_SECRETS if isinstance(raw.get(s), dict) and raw[s].get(k)]
     files = {
         "mqtt.password_file": cfg.mqtt.password_file,
         "mqtt.tls.key_file": cfg.mqtt.tls.key_file if cfg.mqtt.tls else None,
         "commands.key_file": cfg.commands.key_file,
     }
-    problems = []
-    if inline and (why := _world_readable(path)):
-        problems.append(
-            f"{path}: holds a secret inline ({', '.join(inline)}) and {why}: run `chmod 600 {path}` "
-            "(or move the secret to a file readable only by the service, or to the environment)"
-        )
-    for name, file in files.items():
-        if file is None:
-            continue
-        try:
-            why = _world_readable(file)
-        except OSError as exc:
-            problems.append(f"{path}: {name}: cannot read {file}: {exc.strerror}")
-            continue
-        if why:
-            problems.append(f"{path}: {name}: the secret file {file} {why}: run `chmod 600 {file}`")
-    return problems
-
-
-def _world_readable(path: Path) -> str:
-    mode = path.stat().st_mode
-    return f"is readable by every user (mode {stat.S_IMODE(mode):04o})" if mode & stat.S_IROTH else ""
+    return shared_secret_problems(path, text, _INLINE_SECRETS, files)
 
 
 def compile_plan(cfg: GatewayConfig, where: Locator, *, check_ports: bool = True) -> Plan:

@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import topics
-from protocols.signing import signed
+from protocols.signing import new_command
 
 FINAL = ("done", "failed", "rejected")
 
@@ -55,18 +55,8 @@ def build_command(args: argparse.Namespace, key: bytes, now_ms: int) -> dict[str
             params[name] = json.loads(value)
         except ValueError:
             params[name] = value
-    fields = {
-        "schema": 1,
-        "id": uuid.uuid4().hex[:16],
-        "gw": args.gw,
-        "dev": args.dev,
-        "action": args.action,
-        "params": params,
-        "issued_at": now_ms,
-        "expires_at": now_ms + int(args.ttl * 1000),
-        "nonce": uuid.uuid4().hex,
-    }
-    return signed(fields, key)
+    ttl_ms = int(args.ttl * 1000)
+    return new_command(args.gw, args.dev, args.action, params, key=key, now_ms=now_ms, ttl_ms=ttl_ms)
 
 
 def run(args: argparse.Namespace) -> int:

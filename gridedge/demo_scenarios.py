@@ -28,7 +28,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import topics
-from protocols.signing import signed
+from protocols.signing import new_command
 
 from .services import InfluxDB, Mosquitto, ServiceError
 
@@ -161,18 +161,9 @@ class Publisher:
 
     def command(self, dev: str, action: str, params: dict[str, Any] | None = None) -> str:
         now_ms = int(time.time() * 1000)
-        fields = {
-            "schema": 1,
-            "id": uuid.uuid4().hex[:16],
-            "gw": self.gw,
-            "dev": dev,
-            "action": action,
-            "params": params or {},
-            "issued_at": now_ms,
-            "expires_at": now_ms + 120_000,
-            "nonce": uuid.uuid4().hex,
-        }
-        command = signed(fields, self._key)
+        command = new_command(
+            self.gw, dev, action, params or {}, key=self._key, now_ms=now_ms, ttl_ms=120_000
+        )
         self._client.publish(topics.cmd_topic(self.gw, dev), json.dumps(command), qos=1)
         return str(command["id"])
 

@@ -34,8 +34,8 @@ def view(
             _hall(influx, since_ms),
             _alerts(influx, since_ms),
         ]
-    except ServiceError as exc:
-        parts = [f"InfluxDB: {exc}"]
+    except (ServiceError, KeyError, IndexError, TypeError, ValueError) as exc:  # a view never stops the demo
+        parts = [f"InfluxDB: {type(exc).__name__}: {exc}"]
     parts.append(_scenarios(scenarios, progress))
     return Group(*parts)
 

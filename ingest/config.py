@@ -8,17 +8,16 @@ inline, or a secret file it names, that every local user can read is refused (`c
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field
 
 from protocols import topics
 from protocols.config import Frozen
 from protocols.config import load as load_model
+from protocols.config import secret_problems as shared_secret_problems
 from protocols.errors import ConfigError
 
 from .alerts.config import AlertsSection
@@ -136,8 +135,6 @@ def secret_problems(path: Path, text: str, cfg: IngestConfig) -> list[str]:
     """Refuse secrets that every local user can read: a config file holding a secret inline, or a
     secret file it names, with the world-read bit set. A named secret file that cannot be read is an
     error too (found now rather than at the first connection)."""
-    raw = yaml.safe_load(text) or {}
-    inline = [f"{s}.{k}" for s, k in _INLINE_SECRETS if isinstance(raw.get(s), dict) and raw[s].get(k)]
     files = {
         "mqtt.password_file": cfg.mqtt.password_file,
         "influx.password_file": cfg.influx.password_file,
@@ -146,25 +143,4 @@ def secret_problems(path: Path, text: str, cfg: IngestConfig) -> list[str]:
     autocontrol = cfg.alerts.autocontrol
     if autocontrol.enabled and autocontrol.key_file is not None:  # relative: the alert state's folder
         files["alerts.autocontrol.key_file"] = cfg.alerts.state_path.parent / autocontrol.key_file
-    problems = []
-    if inline and (why := _world_readable(path)):
-        problems.append(
-            f"{path}: holds a secret inline ({', '.join(inline)}) and {why}: run `chmod 600 {path}` "
-            "(or move the secret to a file readable only by the service, or to the environment)"
-        )
-    for name, file in files.items():
-        if file is None:
-            continue
-        try:
-            why = _world_readable(file)
-        except OSError as exc:
-            problems.append(f"{path}: {name}: cannot read {file}: {exc.strerror}")
-            continue
-        if why:
-            problems.append(f"{path}: {name}: the secret file {file} {why}: run `chmod 600 {file}`")
-    return problems
-
-
-def _world_readable(path: Path) -> str:
-    mode = path.stat().st_mode
-    return f"is readable by every user (mode {stat.S_IMODE(mode):04o})" if mode & stat.S_IROTH else ""
+    return shared_secret_problems(path, text, _INLINE_SECRETS, files)

@@ -1,13 +1,16 @@
 """Config conventions shared by every service: YAML validated by typed pydantic models, with
 environment overrides `GRIDEDGE_<SECTION>__<KEY>` (e.g. GRIDEDGE_MQTT__PORT=1884).
 
-Layer: pure (protocols): parses text it is given; the caller reads the file and passes `os.environ`.
+Layer: protocols: parses text it is given; the caller reads the file and passes `os.environ` (only
+`secret_problems` looks at the disk: the modes of the config and secret files).
 Errors name the file, the line and the field (`gateway.yaml:12: buses[0].baud: ...`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import yaml
@@ -136,3 +139,40 @@ def _child(node: yaml.Node | None, part: Any) -> tuple[yaml.Node | None, yaml.No
     elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
         return None, node.value[part]
     return None
+
+
+# ---- secrets on disk: one rule for every service's config ---------------------------------------
+
+
+def secret_problems(
+    path: Path, text: str, inline_keys: Iterable[tuple[str, str]], files: Mapping[str, Path | None]
+) -> list[str]:
+    """Refuse secrets that every local user can read: the config file at `path` (its `text`) holding
+    a secret inline (a non-empty `section.key` of `inline_keys`), or one of the secret `files` it
+    names, with the world-read bit set. A named secret file that cannot be read is an error too (found
+    at start-up rather than at the first connection or command). Returns one message per problem,
+    naming the file, the field and the fix."""
+    raw = yaml.safe_load(text) or {}
+    inline = [f"{s}.{k}" for s, k in inline_keys if isinstance(raw.get(s), dict) and raw[s].get(k)]
+    problems = []
+    if inline and (why := _world_readable(path)):
+        problems.append(
+            f"{path}: holds a secret inline ({', '.join(inline)}) and {why}: run `chmod 600 {path}` "
+            "(or move the secret to a file readable only by the service, or to the environment)"
+        )
+    for name, file in files.items():
+        if file is None:
+            continue
+        try:
+            why = _world_readable(file)
+        except OSError as exc:
+            problems.append(f"{path}: {name}: cannot read {file}: {exc.strerror}")
+            continue
+        if why:
+            problems.append(f"{path}: {name}: the secret file {file} {why}: run `chmod 600 {file}`")
+    return problems
+
+
+def _world_readable(path: Path) -> str:
+    mode = path.stat().st_mode
+    return f"is readable by every user (mode {stat.S_IMODE(mode):04o})" if mode & stat.S_IROTH else ""

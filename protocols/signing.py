@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,3 +39,23 @@ def verify(fields: Mapping[str, Any], keys: Iterable[bytes]) -> bool:
     return any(
         hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), sig.lower()) for key in keys
     )
+
+
+def new_command(
+    gw: str, dev: str, action: str, params: Mapping[str, Any], *, key: bytes, now_ms: int, ttl_ms: int
+) -> dict[str, Any]:
+    """A signed command as the contract has it (protocols.messages.Command): a fresh id and nonce,
+    valid from `now_ms` for `ttl_ms`. Publish it as it is: re-encoding would drop fields the
+    signature covers."""
+    fields = {
+        "schema": 1,
+        "id": uuid.uuid4().hex[:16],
+        "gw": gw,
+        "dev": dev,
+        "action": action,
+        "params": dict(params),
+        "issued_at": now_ms,
+        "expires_at": now_ms + ttl_ms,
+        "nonce": uuid.uuid4().hex,
+    }
+    return signed(fields, key)

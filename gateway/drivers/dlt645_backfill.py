@@ -31,7 +31,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from protocols.errors import ProtocolError
 from protocols.messages import EventKind, Scalar
 
 from ..errors import GatewayError
+from ..statefile import write_atomically
 from .base import DeviceEvent, PollResult, Sample
 
 CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")  # meter clocks: China Standard Time, no DST
@@ -327,18 +327,8 @@ class Backfill:
         if essential == self._saved and live - self._saved_live < LIVE_SAVE_MS:
             return
         try:
-            await asyncio.to_thread(_write_atomically, self.path, self.state.to_json())
+            await asyncio.to_thread(write_atomically, self.path, self.state.to_json())
         except OSError as exc:  # a full or read-only disk must not stop the live polls
             self.log.warning("%s: back-fill state not saved (a restart may repeat records): %s", self.id, exc)
             return
         self._saved, self._saved_live = essential, live
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from ..bus import Bus, Priority
 from ..errors import BusError, DeviceError, GatewayError
 from ..health import DeviceHealth, HealthPolicy
 from ..line import LineSettings, Timing
+from ..statefile import write_atomically
 from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult
 from .hall_config import HallDevice
 from .hall_queue import HallQueue, Out, Push
@@ -384,21 +384,11 @@ class HallDriver(Driver):
         text = json.dumps(self._state(), separators=(",", ":"))
         if text == self._saved:
             return
-        await asyncio.to_thread(_write_atomically, self.state_path, text)
+        await asyncio.to_thread(write_atomically, self.state_path, text)
         self._saved = text
 
     async def aclose(self) -> None:
         await self._save()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 DRIVER = HallDriver

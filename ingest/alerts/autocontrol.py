@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from protocols import messages as m
 from protocols import topics
-from protocols.signing import signed
+from protocols.signing import new_command
 
 from ..lineproto import point
 from .config import WEEKDAYS, AutoControlSection, parse_hours
@@ -231,21 +231,12 @@ class AutoControl:
         self._send(act, now)
 
     def _send(self, act: Action, now: float) -> None:
+        ttl_ms = round(self.cfg.command_ttl_s * 1000)
         now_ms = round(now * 1000)
-        fields = {
-            "schema": 1,
-            "id": uuid.uuid4().hex[:16],
-            "gw": act.gw,
-            "dev": act.dev,
-            "action": act.action,
-            "params": {},
-            "issued_at": now_ms,
-            "expires_at": now_ms + round(self.cfg.command_ttl_s * 1000),
-            "nonce": uuid.uuid4().hex,
-        }
+        fields = new_command(act.gw, act.dev, act.action, {}, key=self._key, now_ms=now_ms, ttl_ms=ttl_ms)
         # published as signed, like `gridedge cmd`: re-encoding would drop the default `schema`,
         # which the signature covers; decoding it checks the contract shape
-        body = json.dumps(signed(fields, self._key), ensure_ascii=False).encode()
+        body = json.dumps(fields, ensure_ascii=False).encode()
         command = m.decode(m.Command, body)
         self.outbox.append(Outgoing(topics.cmd_topic(act.gw, act.dev), body))
         self.sent_at.append(now)
