@@ -23,6 +23,7 @@ until cleared.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import random
 from collections import Counter
@@ -72,7 +73,9 @@ DEFAULT_PASSWORD: Final = "02:123456"  # dlt645.md §2.2 example: level 02, pass
 ERR_OTHER: Final = 0x01
 ERR_NO_DATA: Final = 0x02  # 2007 "no requested data"; 1997 bit 1 "wrong DI"
 ERR_UNAUTHORIZED: Final = 0x04  # 2007 "wrong password / not authorised"; 1997 bit 2 "wrong password"
-DEVICE_FAULTS: Final = ("silent", "refuse", "misoperate")  # misoperate: the relay ignores commands
+# misoperate: the relay ignores commands; impostor: the reply carries another meter's address (a meter
+# programmed with a wrong address, or two meters answering on one address)
+DEVICE_FAULTS: Final = ("silent", "refuse", "misoperate", "impostor")
 PULSE_CONSTANT: Final = 1200  # imp/kWh
 SW3_COMMANDED_OPEN: Final = 1 << 6
 SW3_ALARM: Final = 1 << 7
@@ -225,7 +228,12 @@ class Dlt645Meter:
             return None
         if fault == "refuse":
             return self._refuse(frame.function, ERR_OTHER)
-        return self._answer(frame, now)
+        answer = self._answer(frame, now)
+        if fault == "impostor":
+            self.stats["impostor"] += 1
+            other = f"{(int(self.address) + 1) % 10**12:012d}"
+            return dataclasses.replace(answer, address=other)
+        return answer
 
     def _answer(self, frame: Frame, now: float) -> Frame:
         try:

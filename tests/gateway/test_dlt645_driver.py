@@ -15,7 +15,7 @@ from gateway.bus import Bus
 from gateway.drivers.base import DriverContext
 from gateway.drivers.dlt645 import Dlt645Driver
 from gateway.drivers.dlt645_config import Dlt645Device
-from gateway.errors import ResponseTimeout
+from gateway.errors import GatewayError, ResponseTimeout
 from gateway.line import LineSettings
 from protocols.dlt645 import Credentials
 from tests.gateway.helpers import sim_line
@@ -178,3 +178,21 @@ async def test_meter_clock_skew_is_published_and_corrected_only_from_a_synced_cl
     expected = 0 if synchronised else 125
     assert second.samples[0].values["meter_clock_skew_s"] == pytest.approx(expected, abs=2)
     assert not second.events
+
+
+async def test_a_meter_answering_for_another_address_is_never_taken_for_it(tmp_path: Path) -> None:
+    """issue 11: a device that answers for another address (wrong address programmed, two meters on one
+    address). Its replies must not be booked to the meter asked, nor to the one they name."""
+    meter = Dlt645Meter(A1, seed=5, start_time=time.time())
+    line = LineSettings(2400, 8, "E", 1)
+    async with sim_line([meter], baud=2400, parity="E") as (path, _line), Bus("b", path, line) as bus:
+        d = driver(bus, A1, tmp_path, retries=0, items=["energy_import_kwh", "voltage_a_v"])
+        meter.inject("impostor")
+        with pytest.raises(GatewayError, match=A1):  # a clear error naming the meter polled
+            await d.poll()
+        assert meter.stats["impostor"] >= 1
+        meter.clear("impostor")
+        result = await d.poll()  # the meter itself answers again: values are its own
+        assert result.samples[0].values["energy_import_kwh"] == pytest.approx(
+            meter.values(time.time())["energy_import_kwh"], abs=0.02
+        )
