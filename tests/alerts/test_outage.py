@@ -179,7 +179,7 @@ def test_one_silent_meter_among_reporting_neighbours_is_a_comm_fault(tmp_path: P
     assert list(active) == [("comm_fault", f"{GW}/m00")]
     fault = active[("comm_fault", f"{GW}/m00")]
     assert fault.started_at == pytest.approx(T0)
-    assert fault.pending_s == sc.cfg.comm_fault_delay_s
+    assert fault.pending_s == sc.cfg.silence_s + sc.cfg.comm_fault_delay_s  # from the judgement
     sc.reading("m00", T0 + 300)
     assert not sc.board.active()
 

@@ -21,7 +21,9 @@ else if at least `area_share` of the area's eligible meters are dark -> ONE `are
 `judgement_delay_s`). The members of an open outage get no `meter_supply_lost` / `comm_fault`. Other
 dark meters: `meter_supply_lost` (down/low, pending `judgement_delay_s`) or, when silent while a
 neighbour is lit, `comm_fault` (pending `comm_fault_delay_s`, so that meters falling silent one poll
-apart in a real outage become one area outage instead).
+apart in a real outage become one area outage instead: the delay counts from when the silence is
+judged — `silence_s` after the last answer, when the neighbours' last answers still look lit — or,
+for a member still silent when its outage ends, from that end; the alert's start is the last answer).
 
 An outage stays open until `restored_share` of its meters are back, then waits up to `backfill_wait_s`
 for the returning meters' power-down records before resolving: `Event` `power_down` / `power_up` (live
@@ -102,6 +104,8 @@ class _Meter:
     phase_low: list[str] = field(default_factory=list)  # three-phase meters: phases under threshold
     downs: list[float] = field(default_factory=list)  # power-down record times (s), newest last
     ups: list[float] = field(default_factory=list)
+    excused: bool = False  # silent, but covered by an outage or without a lit neighbour, since last heard
+    comm_from: float | None = None  # when its comm_fault condition began: the pending delay counts from it
 
 
 @dataclass(slots=True)
@@ -342,6 +346,7 @@ class OutageRule:
         subject, labels = _key(key), {"gw": key[0], "dev": key[1], "area": area}
         lost = not covered and status.kind in ("down", "low")
         silent = not covered and status.kind == "silent" and neighbours_lit
+        comm_from = self._comm_from(key, status, now, silent=silent)
         out: list[Signal] = []
         if lost:
             how = "power-down event" if status.kind == "down" else "voltage under threshold"
@@ -354,9 +359,10 @@ class OutageRule:
             )
         else:
             out += self._inactive("meter_supply_lost", subject, now)
-        if silent:
+        if silent and comm_from is not None:
             text = f"meter {subject} silent since {status.since:.0f} while its neighbours report: comm fault"
-            delay = self._cfg.comm_fault_delay_s
+            # the alert starts at the last answer, the delay at the judgement (engine: started + pending)
+            delay = comm_from + self._cfg.comm_fault_delay_s - status.since
             out.append(
                 self._signal(
                     "comm_fault", subject, now, text, labels, pending_s=delay, started_at=status.since
@@ -365,6 +371,26 @@ class OutageRule:
         else:
             out += self._inactive("comm_fault", subject, now)
         return out
+
+    def _comm_from(self, key: Key, status: _Status, now: float, *, silent: bool) -> float | None:
+        """When the comm_fault condition of `key` began, remembered while it holds (None when not).
+
+        Not the meter's last answer: the silence is only judged `silence_s` later, while the neighbours'
+        last answers (a poll apart) still look lit — counting `comm_fault_delay_s` from the last answer
+        would fire at once, before a real outage darkens the area. So the delay counts from the judgement
+        or, for a meter whose silence an outage (or dark neighbours) explained until now, from now.
+        """
+        meter = self._meters.get(_key(key))
+        if meter is None:
+            return None
+        if status.kind != "silent":
+            meter.excused, meter.comm_from = False, None
+        elif not silent:
+            meter.excused, meter.comm_from = True, None
+        elif meter.comm_from is None:
+            judged = status.since + self._cfg.silence_s_by_gateway.get(key[0], self._cfg.silence_s)
+            meter.comm_from = now if meter.excused else judged
+        return meter.comm_from
 
     # ---- outages -------------------------------------------------------------------------------------
 
