@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from protocols import messages as m
+from protocols.vocabulary import VOCABULARY
 
 from .lineproto import escape_tag, field_set, point, series
 from .topology import Topology
@@ -78,14 +79,22 @@ def reading_lines(r: m.Reading, topology: Topology) -> list[str]:
             _series_cache.clear()
         tags = {"gw": r.gw, "dev": r.dev, "protocol": r.protocol, **topology.tags(r.gw, r.dev)}
         head = _series_cache[key] = series("meter", tags)
-    out = []
-    for ts, values in ((r.ts, r.values), *((s.ts, s.values) for s in r.more)):
-        if values:
-            out.append(f"{head} {_fields(values)} {ts}")
+    out = [f"{head} {_fields(r.values)} {r.ts}"] if r.values else []
+    for s in r.more:
+        if s.values:
+            out.append(f"{head} {_fields(s.values)} {s.ts}")
     return out
 
 
+# Canonical names need no escaping (checked here, not assumed); other keys take the general path.
+_PLAIN_NAMES: Final = frozenset(n for n in VOCABULARY if n == escape_tag(n))
+
+
 def _fields(values: dict[str, m.Scalar]) -> str:
+    # fast path: every value a float under a canonical name (a meter reading): one comprehension
+    parts = [f"{k}={v!r}" for k, v in values.items() if type(v) is float]
+    if len(parts) == len(values) and values.keys() <= _PLAIN_NAMES:
+        return ",".join(parts)
     parts = []
     for key, value in values.items():
         kind = type(value)

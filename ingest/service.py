@@ -33,6 +33,8 @@ from .topology import Topology
 log = logging.getLogger("ingest")
 
 TAKE = 1000  # deliveries taken from the subscriber at once
+_TOPIC_CACHE = 100_000  # parsed topics kept (one per device and kind); parse_topic is pure
+_topics: dict[str, topics.Topic] = {}
 
 _MODELS: dict[topics.TopicKind, type[m.Reading] | type[m.Event] | type[m.Health] | type[m.Status]] = {
     topics.TopicKind.READING: m.Reading,
@@ -142,8 +144,10 @@ class Ingest:
                 timeout = None if deadline is None else deadline - loop.time()
                 if timeout is not None and timeout <= 0:
                     break
-                for d in await self.subscriber.take(TAKE, timeout):
-                    self._add(batch, d)
+                deliveries = await self.subscriber.take(TAKE, timeout)
+                now_ms = int(time.time() * 1000)
+                for d in deliveries:
+                    self._add(batch, d, now_ms)
                 if deadline is None and batch:
                     deadline = loop.time() + self.cfg.influx.flush_interval_s
             if batch:
@@ -154,12 +158,12 @@ class Ingest:
             batch = await self._batches.get()
             await self._flush(batch)
 
-    def _add(self, batch: Batch, d: Delivery) -> None:
+    def _add(self, batch: Batch, d: Delivery, now_ms: int | None = None) -> None:
         self.stats.messages_in += 1
         index = len(batch.deliveries)
         batch.deliveries.append(d)
         try:
-            message = self._decode(d)
+            message = self._decode(d, int(time.time() * 1000) if now_ms is None else now_ms)
             lines = lines_for(message, self.topology)
         except ContractError as exc:
             batch.dead.append((d, exc))
@@ -172,15 +176,20 @@ class Ingest:
         batch.lines += lines
         batch.owners += [index] * len(lines)
 
-    def _decode(self, d: Delivery) -> m.Message:
-        where = topics.parse_topic(d.topic)
+    def _decode(self, d: Delivery, now_ms: int) -> m.Message:
+        where = _topics.get(d.topic)
+        if where is None:
+            where = topics.parse_topic(d.topic)  # raises for a topic outside the contract: not cached
+            if len(_topics) >= _TOPIC_CACHE:
+                _topics.clear()
+            _topics[d.topic] = where
         model = _MODELS.get(where.kind)
         if model is None:
             raise ContractError("topic", f"{d.topic}: the ingest does not store {where.kind.value} messages")
         message: m.Reading | m.Event | m.Health | m.Status = m.decode(
             model,  # type: ignore[type-var]
             d.payload,
-            now_ms=int(time.time() * 1000),
+            now_ms=now_ms,
         )
         if message.gw != where.gw:
             raise ContractError("$.gw", f"payload gateway {message.gw!r} != topic gateway {where.gw!r}")
@@ -215,7 +224,7 @@ class Ingest:
         self.stats.points_written += len(lines) - len(rejected)
         self.stats.readings_in += batch.readings
         self.stats.batch_latency_ms = round((loop.time() - started) * 1000, 1)
-        acked = await asyncio.to_thread(self.subscriber.ack, batch.deliveries)
+        acked = self.subscriber.ack(batch.deliveries)  # queues one packet: no blocking I/O here
         self.stats.acked += acked
         self.stats.redelivered_unacked += len(batch.deliveries) - acked
 
