@@ -171,6 +171,7 @@ async def serve(
                     polls = [
                         tg.create_task(runner.run(), name=f"poll:{dev}") for dev, runner in gw.runners.items()
                     ]
+                    log.info("gateway %s: polling %d device(s)", cfg.gateway.id, len(polls))
                     if on_ready is not None:
                         on_ready(gw)
                     await stop.wait()

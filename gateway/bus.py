@@ -9,7 +9,10 @@ while failing queued work fast (so callers never hang on a dead port).
 
 A transaction's reply is recognised by a `ReplyMatcher` supplied by the driver: the bus feeds it every
 byte read after the request until it returns the reply (it may skip noise, other devices' frames or
-our echo on its own) or raises a `protocols.FrameError`.
+our echo on its own) or raises a `protocols.FrameError`. A matcher that also knows how many bytes
+the reply still needs (`SizedReply`) lets the bus leave the rest of a frame in the OS buffer for its
+wire time and read it at once, instead of waking up for every character; the reply still ends the
+moment its last byte is in (never on an inter-byte timeout).
 
 Must not: know any protocol's frame format, or be bypassed by a driver opening the port itself.
 """
@@ -25,7 +28,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from protocols.errors import FrameError
 
@@ -34,6 +37,12 @@ from .line import LineSettings, Timing
 from .transport import Transport
 
 log = logging.getLogger(__name__)
+
+_MAX_QUIET_WAIT_S = 1.0  # strays restart the inter-frame silence, but never delay a request longer
+# a hold shorter than this is not worth a timer; and a hold ends this much before the last awaited
+# character is due, so the event loop's timer granularity never delays the end of a reply
+_MIN_HOLD_S = 0.002
+_HOLD_MARGIN_S = 0.001
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -50,6 +59,14 @@ class ReplyMatcher(Protocol[T_co]):
     def feed(self, data: bytes) -> T_co | None:
         """Consume bytes; return the reply once complete, None while more are needed."""
         ...
+
+
+@runtime_checkable
+class SizedReply(Protocol):
+    """Optional on a ReplyMatcher: how many more bytes the reply needs at least (0: unknown). With it
+    the bus reads a frame of known length in a few reads instead of waking up for every character."""
+
+    def bytes_needed(self) -> int: ...
 
 
 @dataclass
@@ -263,10 +280,12 @@ class Bus:
     async def _once(self, job: Transaction[T]) -> T | None:
         timing = job.timing
         gap = max(timing.gap_before_s, self.min_gap_s)
-        wait = max(self._quiet_until, self._last_activity + gap) - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self.stats.stray_bytes += await self._transport.discard_input()
+        # the inter-frame silence is spent listening: strays heard meanwhile are dropped (and restart
+        # the silence), and the request goes out as soon as the line has been quiet long enough
+        quiet = max(self._quiet_until, self._last_activity + gap)
+        self.stats.stray_bytes += await self._transport.discard_input(
+            quiet, gap, max(quiet, time.monotonic()) + _MAX_QUIET_WAIT_S
+        )
         started = time.monotonic()
         self.stats.transactions += 1
         try:
@@ -288,6 +307,7 @@ class Bus:
 
     async def _receive(self, job: Transaction[T], matcher: ReplyMatcher[T], first_deadline: float) -> T:
         echo = _EchoFilter(job.request) if self.echo else None
+        sized = matcher if isinstance(matcher, SizedReply) else None
         deadline = first_deadline
         received = 0
         while True:
@@ -311,6 +331,11 @@ class Bus:
                 raise BusFrameError(f"{job.device or 'device'} on {self.name}: {exc}") from exc
             if reply is not None:
                 return reply
+            if sized is not None:
+                # the rest of the frame cannot arrive before its wire time: do not wake up per byte
+                hold = self.line.wire_time(sized.bytes_needed() - 1) - _HOLD_MARGIN_S
+                if hold >= _MIN_HOLD_S:
+                    await self._transport.hold(hold)
             deadline = time.monotonic() + job.timing.inter_byte_s
 
     async def _settle(self, quiet_s: float) -> None:

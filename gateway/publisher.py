@@ -86,6 +86,7 @@ class Publisher:
         self._retained: dict[str, bytes] = {}
         self._retained_dirty: asyncio.Queue[str] = asyncio.Queue()
         self._acks: list[int] = []
+        self._has_acks = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._drain_deadline = 0.0
@@ -230,6 +231,7 @@ class Publisher:
         finally:
             window.release()
         self._acks += seqs
+        self._has_acks.set()
         self.stats.messages += 1
         self.stats.records += len(seqs)
         self.stats.last_ack_monotonic = time.monotonic()
@@ -294,11 +296,15 @@ class Publisher:
             await self._publish_status(client, "online")
 
     async def _ack_flusher(self) -> None:
+        # asleep while nothing is acknowledged (no timer ticking 10 times a second on an idle gateway);
+        # once an ack arrives, wait ACK_FLUSH_S so that the acks of that window go in one commit
         while True:
+            await self._has_acks.wait()
             await asyncio.sleep(ACK_FLUSH_S)
             await self._flush_acks()
 
     async def _flush_acks(self) -> None:
+        self._has_acks.clear()
         if self._acks:
             acks, self._acks = self._acks, []
             await self.spool.ack(acks)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import termios
+import time
 from urllib.parse import urlsplit
 
 import serial
@@ -90,12 +91,33 @@ class Transport:
             raise PortUnavailable(f"{self.url}: connection closed by the other end")
         return data
 
-    async def discard_input(self) -> int:
-        """Read and drop bytes that arrived outside a transaction (late replies, noise); count them."""
+    async def hold(self, seconds: float) -> None:
+        """Leave the bytes arriving in the next `seconds` in the OS buffer: one read afterwards instead
+        of one event-loop wake-up (and one read) per character while a frame of known size arrives."""
+        transport = self._writer.transport if self._writer is not None else None
+        if not isinstance(transport, asyncio.ReadTransport) or transport.is_closing():
+            await asyncio.sleep(seconds)
+            return
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
+
+    async def discard_input(self, until: float = 0.0, quiet_s: float = 0.0, limit: float = 0.0) -> int:
+        """Read and drop bytes that arrive outside a transaction (late replies, noise) until the
+        monotonic time `until`, then whatever is already buffered (without waiting); count them.
+
+        A stray byte means the line was not quiet: the deadline moves to `quiet_s` after it, but never
+        past `limit` (so a babbling line cannot hold the bus forever)."""
         dropped = 0
-        while chunk := await self.read(0.001):
+        while True:
+            chunk = await self.read(until - time.monotonic())  # <= 0: a non-blocking look
+            if not chunk:
+                return dropped
             dropped += len(chunk)
-        return dropped
+            until = max(until, min(time.monotonic() + quiet_s, limit))
 
 
 def tcp_address(url: str) -> tuple[str, int] | None:
