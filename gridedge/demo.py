@@ -37,7 +37,7 @@ import yaml
 
 from .demo_scenarios import Publisher, Runner, Scenario, ScenarioError, SimControl, load_scenarios
 from .demo_summary import collect, demo_devices, render
-from .services import REPO_ROOT, InfluxDB, Mosquitto, ServiceError
+from .services import REPO_ROOT, InfluxDB, Mosquitto, ServiceError, stop_process
 
 EXAMPLES = REPO_ROOT / "examples"
 DEMO = EXAMPLES / "demo"
@@ -112,14 +112,7 @@ class Demo:
 
     def stop(self) -> None:
         for name in ("gateway", "ingest", "sim"):
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(self.procs.get(name), signal.SIGTERM, 15)
         for log in self.logs:
             log.close()
 

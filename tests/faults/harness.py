@@ -55,7 +55,7 @@ from typing import Any
 
 import yaml
 
-from gridedge.services import REPO_ROOT, InfluxDB, Mosquitto
+from gridedge.services import REPO_ROOT, InfluxDB, Mosquitto, stop_process
 
 from .accounting import GW, Accounting, RigError, Witness, Witnessed, account, stored_points
 
@@ -97,14 +97,7 @@ class Proc:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, sig, timeout)
 
 
 class Sim:
