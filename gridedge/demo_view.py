@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from .demo_scenarios import Progress, Scenario
 from .services import InfluxDB, ServiceError
@@ -147,8 +148,11 @@ def _alerts(influx: InfluxDB, since_ms: int) -> Table:
         'GROUP BY "rule", "subject"',
     )
     table = Table(title="alerts since the demo started (firing first)", title_justify="left")
-    for col in ("rule", "subject", "state", "changed", "message"):
-        table.add_column(col, no_wrap=col != "message")
+    table.add_column("rule", no_wrap=True, min_width=10)
+    table.add_column("subject", no_wrap=True, overflow="ellipsis", max_width=28)
+    table.add_column("state", no_wrap=True, min_width=8)
+    table.add_column("changed", no_wrap=True, min_width=8)
+    table.add_column("message", no_wrap=True, overflow="ellipsis", max_width=60)
     rows = []
     for s in series:
         t, state, message = s["values"][0]
@@ -162,11 +166,12 @@ def _alerts(influx: InfluxDB, since_ms: int) -> Table:
 
 def _scenarios(scenarios: dict[str, Scenario], progress: dict[str, Progress]) -> Table:
     table = Table(title="scenarios: press a key (q quits)", title_justify="left")
-    for col in ("key", "scenario", "status", "last step"):
-        table.add_column(col, no_wrap=col != "last step")
+    table.add_column("key  scenario", no_wrap=True, overflow="ellipsis", max_width=40)
+    table.add_column("status", no_wrap=True, min_width=7)
+    table.add_column("last step", no_wrap=True, overflow="ellipsis", max_width=22)
     for sc in scenarios.values():
         p = progress.get(sc.name)
-        table.add_row(sc.key, sc.title, p.status if p else "", p.note[:60] if p else "")
+        table.add_row(Text(f"{sc.key}    {sc.title}"), p.status if p else "", Text(p.note if p else ""))
     return table
 
 
