@@ -142,6 +142,9 @@ async def test_webhook_retries_with_back_off_and_drops_when_the_queue_is_full() 
     async with server, asyncio.TaskGroup() as tg:
         sender = tg.create_task(outputs.run_webhook(), name="test:webhook")
         await asyncio.wait_for(got.wait(), 10)
+        async with asyncio.timeout(10):  # the server has answered 204: wait until the sender has read it
+            while outputs.stats.webhook_sent == 0:
+                await asyncio.sleep(0.01)
         sender.cancel()
     assert [b["subject"] for b in bodies] == ["gw-1/m1", "gw-1/m1"]  # a 500, then the retry
     assert bodies[0]["kind"] == "firing" and outputs.stats.webhook_sent == 1
