@@ -63,7 +63,9 @@ def test_dead_meter_does_not_starve_its_bus(rig: Rig) -> None:
     readings, *_ = rig.witness.snapshot()
     got = sum(1 for w in readings if w.dev == alive and start_ms <= w.ts <= end_ms and w.stored)
     expected = (end_ms - start_ms) / 1000 / DLT_INTERVAL_S
-    assert got >= expected - 1, f"{alive} delivered {got} readings in {expected:.1f} intervals"
+    # a bus starved by its dead neighbour loses about half its polls (each dead poll costs timeouts and
+    # retries); the window's edges and a loaded machine (two test workers) may cost one or two slots
+    assert got >= 0.8 * expected, f"{alive} delivered {got} readings in {expected:.1f} intervals"
     assert rec.recovered_s is not None  # back at its next probe once it answers again
     assert_clean(rig.account())
 
