@@ -197,28 +197,34 @@ class Dlt645Driver(Driver):
         ts_ms = self.ctx.clock_ms()
         values: dict[str, Scalar] = {}
         quality: dict[str, Quality] = {}
-        answered = False
-        for item in self.items:
+        answered = stopped = False
+        for i, item in enumerate(self.items):
             try:
                 decoded = await self.read_values(item, quality)
             except (MeterRefused, DecodeError, ProtocolError) as exc:
                 answered = True
                 self._mark(quality, item, exc)
                 continue
-            except BusError:
+            except BusError as exc:
                 if not answered:
                     raise  # a silent meter: fail fast, do not spend airtime on its other items
-                self._mark(quality, item, None)
-                continue
+                # it stopped answering mid-poll: every further item would cost the bus a timeout and
+                # its retries while the other meters wait, so the rest are errors without asking
+                self.ctx.log.warning("%s: stopped answering mid-poll: %s", self.id, exc)
+                for rest in self.items[i:]:
+                    self._mark(quality, rest, None)
+                stopped = True
+                break
             answered = True
             values.update(canonical_values(decoded))
         if not values and quality:
             raise DeviceError(f"{self.id}: the meter refused every item")
         result = PollResult(samples=[Sample(ts_ms, values, quality)])
         result.events += self.relay_events(ts_ms, values)
-        await self._check_clock(ts_ms, values, result)
-        if self.backfill is not None and not self.probing:
-            await self.backfill.after_poll(ts_ms, result)
+        if not stopped:  # the clock check and the back-fill wait for a poll it answers through
+            await self._check_clock(ts_ms, values, result)
+            if self.backfill is not None and not self.probing:
+                await self.backfill.after_poll(ts_ms, result)
         return result
 
     async def _read_decoded(self, item: Item) -> Mapping[str, Value]:

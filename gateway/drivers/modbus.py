@@ -185,7 +185,7 @@ class ModbusDriver(Driver):
         values: dict[str, Scalar] = {}
         quality: dict[str, Quality] = {}
         answered = False
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             try:
                 reply = await self.transact(block.request())
             except DeviceError as exc:
@@ -195,11 +195,15 @@ class ModbusDriver(Driver):
                 )
                 quality.update(dict.fromkeys((p.name for p in block.points), "error"))
                 continue
-            except BusError:
+            except BusError as exc:
                 if not answered:
                     raise  # the device is silent: fail fast, do not spend airtime on the other blocks
-                quality.update(dict.fromkeys((p.name for p in block.points), "error"))
-                continue
+                # it stopped answering mid-poll: the other blocks are errors without asking (each would
+                # cost the bus a timeout and its retries while the other devices wait)
+                self.ctx.log.warning("%s: stopped answering mid-poll: %s", self.id, exc)
+                for rest in self.blocks[i:]:
+                    quality.update(dict.fromkeys((p.name for p in rest.points), "error"))
+                break
             answered = True
             data = reply.registers if isinstance(reply, RegistersReply) else _bits(reply)
             errors: dict[str, ProtocolError] = {}
