@@ -25,12 +25,10 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.mqtt_load import Blaster, publish_packet  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
 
 VALUES = (
@@ -48,7 +46,7 @@ VALUES = (
 
 
 def payload(dev: str, seq: int, ts: int) -> bytes:
-    values = {k: 200.0 + (seq % 97) / 10 for k in VALUES}
+    values = {k: round(200.0 + (seq % 97) / 10, 1) for k in VALUES}  # decimal, as a meter's BCD
     return json.dumps(
         {"schema": 1, "gw": "gw-lat", "dev": dev, "seq": seq, "ts": ts, "values": values}
     ).encode()
@@ -85,11 +83,17 @@ def main() -> None:
                     stderr=(tmp / f"ingest-{w}.log").open("w"),
                 )
             )
+        total = int(args.rate * args.seconds)
+        base = int(time.time() * 1000)
+        stream = []  # encoded before the clock starts: the load generator must not load the machine
+        for i in range(total):
+            dev, ts = f"m{i % 200:04d}", base + (i // 200) * 1000
+            packet = publish_packet(
+                f"gridedge/v1/gw-lat/{dev}/reading", payload(dev, i + 1, ts), i % 65535 + 1
+            )
+            stream.append((dev, ts, packet))
         time.sleep(3)
-        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lat-pub")
-        pub.max_inflight_messages_set(1000)
-        pub.connect("127.0.0.1", broker.port)
-        pub.loop_start()
+        pub = Blaster(broker.port, "lat-pub")
         latencies: list[float] = []
         wanted: queue.Queue[tuple[str, int, float] | None] = queue.Queue(maxsize=1)
 
@@ -107,22 +111,25 @@ def main() -> None:
         probing = threading.Thread(target=prober, name="prober", daemon=True)
         probing.start()
 
-        total = int(args.rate * args.seconds)
+        # every 5 ms, whatever is due by then goes out in one write
         t0 = time.monotonic()
-        base = int(time.time() * 1000)
-        for i in range(total):
-            due = t0 + i / args.rate
-            if (ahead := due - time.monotonic()) > 0:
-                time.sleep(ahead)
-            dev, ts = f"m{i % 200:04d}", base + (i // 200) * 1000
-            pub.publish(f"gridedge/v1/gw-lat/{dev}/reading", payload(dev, i + 1, ts), qos=1)
-            if wanted.empty():
-                with contextlib.suppress(queue.Full):
-                    wanted.put_nowait((dev, ts, time.monotonic()))
+        i = 0
+        while i < total:
+            due = min(total, int((time.monotonic() - t0) * args.rate) + 1)
+            if due > i:
+                pub.send([packet for _, _, packet in stream[i:due]])
+                sent = time.monotonic()
+                dev, ts, _ = stream[due - 1]
+                if wanted.empty():
+                    with contextlib.suppress(queue.Full):
+                        wanted.put_nowait((dev, ts, sent))
+                i = due
+            time.sleep(0.005)
         achieved = total / (time.monotonic() - t0)
         wanted.put(None)
         probing.join(35)
-        pub.loop_stop()
+        pub.wait_acked(total)
+        pub.close()
         time.sleep(1)
         series = db.query('SELECT count("voltage_a_v") FROM "meter"')
         stored = int(series[0]["values"][0][1]) if series else 0

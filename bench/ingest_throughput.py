@@ -4,8 +4,10 @@
 
 Method: a private Mosquitto (deploy/mosquitto.conf settings) and a private influxd 1.x are started.
 For each consumer, its persistent session is created first, then the readings (10 values each, 200
-devices) are published into the broker, then the consumer is started and timed until InfluxDB holds
-every point (counted with InfluxQL). That is the drain rate of a backlog: the consumer's maximum.
+devices) are published into the broker, then the consumer is started in a process of its own and
+timed from its "ready" until InfluxDB holds every point (counted with InfluxQL by this process, not
+the consumer's). That is the drain rate of a backlog: the consumer's maximum. The values are decimal
+quantities as a meter's BCD decodes to (230.1), not float sums with 17-digit reprs.
 The naive loop is paho -> json.loads -> line protocol -> POST /write in batches of 5000, acking
 automatically. It has none of gridedge's guarantees: it acks on receipt (a crash or an InfluxDB outage
 loses what it holds), validates nothing (no dead letters: one bad payload raises in its callback),
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.mqtt_load import Blaster, publish_packets  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
 from ingest.config import IngestConfig  # noqa: E402
 from ingest.service import Ingest  # noqa: E402
@@ -70,7 +72,12 @@ def messages(readings: int, per_message: int, devices: int = 200) -> list[tuple[
             for i in range(start, min(start + per_message, per_device)):
                 seq = d * per_device + i + 1
                 samples.append(
-                    {"seq": seq, "ts": T0 + i * 1000, "values": {k: 200.0 + (seq % 97) / 10 for k in VALUES}}
+                    # decimal quantities, as a meter's BCD decodes to (230.1, not 230.10000000000002)
+                    {
+                        "seq": seq,
+                        "ts": T0 + i * 1000,
+                        "values": {k: round(200.0 + (seq % 97) / 10, 1) for k in VALUES},
+                    }
                 )
             head, more = samples[0], samples[1:]
             payload = {"schema": 1, "gw": "gw-bench", "dev": dev, **head, "protocol": "dlt645"}
@@ -81,19 +88,11 @@ def messages(readings: int, per_message: int, devices: int = 200) -> list[tuple[
 
 
 def publish(port: int, msgs: list[tuple[str, bytes]]) -> None:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub")
-    c.max_inflight_messages_set(1000)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    pending = []
-    for topic, payload in msgs:
-        if len(pending) >= 20000:
-            pending.pop(0).wait_for_publish(60)
-        pending.append(c.publish(topic, payload, qos=1))
-    for info in pending:
-        info.wait_for_publish(60)
-    c.disconnect()
-    c.loop_stop()
+    blaster = Blaster(port, "bench-pub")  # paho would take ~20 s per 100,000 here (untimed, but slow)
+    try:
+        blaster.send_all(publish_packets(msgs))
+    finally:
+        blaster.close()
 
 
 def prepare_session(port: int, client_id: str) -> None:
@@ -121,39 +120,26 @@ def wait_count(db: InfluxDB, n: int, timeout: float = 600) -> float:
     while time.monotonic() < deadline:
         if count(db) >= n:
             return time.monotonic()
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise TimeoutError(f"only {count(db)} of {n} points after {timeout} s")
 
 
-def run_gridedge(broker: Mosquitto, db: InfluxDB, n: int) -> dict[str, float]:
+def consume_gridedge(port: int, url: str, database: str) -> None:
     doc = {
-        "mqtt": {
-            "host": "127.0.0.1",
-            "port": broker.port,
-            "client_id": "bench-gridedge",
-            "max_unacked": 20000,
-        },
-        "influx": {"url": db.url, "database": db.database, "batch_points": 5000, "flush_interval_s": 0.2},
+        "mqtt": {"host": "127.0.0.1", "port": port, "client_id": "bench-gridedge", "max_unacked": 20000},
+        "influx": {"url": url, "database": database, "batch_points": 5000, "flush_interval_s": 0.2},
     }
     cfg = load_model(IngestConfig, json.dumps(doc), source="bench", environ={})
-    result: dict[str, float] = {}
 
     async def main() -> None:
         ingest = Ingest(cfg)
-        stop = asyncio.Event()
-        task = asyncio.create_task(ingest.run(stop), name="bench:ingest")
-        started = time.monotonic()
-        done = await asyncio.to_thread(wait_count, db, n)
-        result["seconds"] = done - started
-        result["rss_mb"] = _rss_mb()
-        stop.set()
-        await task
+        print("ready", flush=True)
+        await ingest.run(asyncio.Event())  # until the parent has counted every point and kills us
 
     asyncio.run(main())
-    return result
 
 
-def run_naive(broker: Mosquitto, db: InfluxDB, n: int) -> dict[str, float]:
+def consume_naive(port: int, url: str, database: str) -> None:
     lock = threading.Lock()
     batch: list[str] = []
 
@@ -163,9 +149,7 @@ def run_naive(broker: Mosquitto, db: InfluxDB, n: int) -> dict[str, float]:
             lines, batch = batch, []
         if lines:
             req = urllib.request.Request(
-                f"{db.url}/write?db={db.database}&precision=ms",
-                data=("\n".join(lines)).encode(),
-                method="POST",
+                f"{url}/write?db={database}&precision=ms", data=("\n".join(lines)).encode(), method="POST"
             )
             urllib.request.urlopen(req, timeout=30).read()
 
@@ -179,36 +163,45 @@ def run_naive(broker: Mosquitto, db: InfluxDB, n: int) -> dict[str, float]:
         if len(batch) >= 5000:
             flush()
 
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive", protocol=mqtt.MQTTv5)
-    c.on_message = on_message
-    started = time.monotonic()
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive", protocol=mqtt.MQTTv5)
+    c.on_message = on_message
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
-    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    print("ready", flush=True)
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
     c.loop_start()
-    stop = threading.Event()
-
-    def ticker() -> None:
-        while not stop.wait(0.2):
-            flush()
-
-    threading.Thread(target=ticker, daemon=True).start()
-    done = wait_count(db, n)
-    stop.set()
-    c.disconnect()
-    c.loop_stop()
-    return {"seconds": done - started, "rss_mb": _rss_mb()}
+    while True:  # until the parent has counted every point and kills us
+        time.sleep(0.2)
+        flush()
 
 
-def _rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as f:
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def run_consumer(name: str, broker: Mosquitto, db: InfluxDB, n: int) -> dict[str, float]:
+    """The consumer in a process of its own (its CPU and RSS are its own; the counting is ours), timed
+    from its "ready" to the InfluxQL count that finds every point."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child", name, str(broker.port), db.url, db.database],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        done = wait_count(db, n)
+        return {"seconds": done - started, "rss_mb": _peak_rss_mb(child.pid)}
+    finally:
+        child.kill()
+        child.wait()
 
 
 def run_one(name: str, msgs: list[tuple[str, bytes]], n: int) -> dict[str, float]:
@@ -218,20 +211,9 @@ def run_one(name: str, msgs: list[tuple[str, bytes]], n: int) -> dict[str, float
         broker.start()
         db.start()
         try:
-            client_id = "bench-gridedge" if name == "gridedge" else "bench-naive"
-            prepare_session(broker.port, client_id)
+            prepare_session(broker.port, f"bench-{name}")
             publish(broker.port, msgs)
-            if name == "gridedge":
-                # run in a fresh process so RSS is the writer's own
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", str(broker.port), db.url, str(n)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                res: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-            else:
-                res = run_naive(broker, db, n)
+            res = run_consumer(name, broker, db, n)
             stored = count(db)
             assert stored == n, f"{name}: {stored} points, expected {n}"
             res["rate"] = n / res["seconds"]
@@ -272,9 +254,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        port, url, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-        broker = Mosquitto(Path("/nonexistent"), port=port)
-        db = InfluxDB(Path("/nonexistent"), port=int(url.rsplit(":", 1)[1]), database="bench")
-        print(json.dumps(run_gridedge(broker, db, n)))
+        kind, port, url, database = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        (consume_gridedge if kind == "gridedge" else consume_naive)(port, url, database)
     else:
         main()

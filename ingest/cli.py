@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -12,8 +13,11 @@ from protocols.errors import ConfigError
 
 from .alerts.billing import register_billing
 from .config import IngestConfig, load_config
+from .errors import IngestError
 from .service import Ingest
 from .topology import Topology
+
+log = logging.getLogger("ingest")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,5 +100,11 @@ def run_ingest(args: argparse.Namespace) -> int:
                 reloaders.append(role.reload_topology)
                 tg.create_task(role.run(stop), name="ingest:alerts")
 
-    asyncio.run(main())
-    return 0
+    failed = False
+    try:
+        asyncio.run(main())
+    except* IngestError as group:  # said once, plainly; the exit status makes systemd restart us
+        failed = True
+        for exc in group.exceptions:
+            log.error("gridedge ingest: %s", exc)
+    return 1 if failed else 0

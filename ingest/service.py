@@ -105,6 +105,7 @@ class Ingest:
                     tg.create_task(self._consume(), name="ingest:consume"),
                     tg.create_task(self._write_batches(), name="ingest:write"),
                     tg.create_task(self._metrics(), name="ingest:metrics"),
+                    tg.create_task(self.subscriber.watch(), name="ingest:watch-network"),
                 ]
                 if self.cfg.metrics.prometheus_port is not None:
                     tasks.append(tg.create_task(self._prometheus(), name="ingest:prometheus"))
@@ -168,7 +169,7 @@ class Ingest:
         except ContractError as exc:
             batch.dead.append((d, exc))
             return
-        except ValueError as exc:  # a value line protocol cannot carry (NaN, ...)
+        except (ValueError, ArithmeticError) as exc:  # a value line protocol cannot carry (NaN, ...)
             batch.dead.append((d, ContractError("$", str(exc))))
             return
         if isinstance(message, m.Reading):

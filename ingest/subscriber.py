@@ -42,6 +42,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .config import MqttSection
+from .errors import SubscribeError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class _BufferedClient(mqtt.Client):
     _rbuf: bytes = b""
     _rpos: int = 0
     _rsock: object = None
-    sink: Callable[[str, int, int, bytes], None] | None = None
+    sink: Callable[[str, int, int, bytes], None] | None = None  # one PUBLISH (paho's reader path)
+    sink_many: Callable[[list[tuple[str, int, int, bytes]]], None] | None = None  # a burst, in order
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rsock is not self._sock:  # a new connection: nothing of the old one is valid
@@ -75,46 +77,100 @@ class _BufferedClient(mqtt.Client):
         return self._rbuf[start:end]
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        # select() sees only the socket: handle every packet already buffered before going back to it
-        rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None and self._buffered():
+        # select() sees only the socket: read a chunk, hand its whole QoS 0/1 PUBLISHes over without
+        # paho's packet state machine (`_take_publishes`), and let paho read anything else (another
+        # packet type, a PUBLISH cut by the chunk's end, a closed or failed socket) one packet at a
+        # time, until the chunk is used up.
+        if self._sock is None:
+            return super().loop_read(max_packets)
+        filled = self._in_packet["command"] == 0 and not self._buffered() and self._fill()
+        while True:
+            if self._in_packet["command"] == 0 and self._buffered() and self._take_publishes():
+                with self._msgtime_mutex:
+                    self._last_bytes_received = mqtt.time_func()  # paho's keepalive clock
+            if filled and not self._buffered():
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
             rc = super().loop_read(max_packets)
-        return rc
+            filled = True
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is None or not self._buffered():
+                return rc
+
+    def _fill(self) -> bool:
+        """Read a chunk into the (empty) buffer; False when there is nothing to read, the peer closed
+        or the socket failed (paho's own read then meets the same condition and handles it)."""
+        if self._rsock is not self._sock:
+            self._rbuf, self._rpos, self._rsock = b"", 0, self._sock
+        try:
+            chunk = mqtt.Client._sock_recv(self, _READ_CHUNK)
+        except OSError:  # BlockingIOError (nothing there), a reset connection, ...
+            return False
+        if not chunk:
+            return False
+        self._rbuf, self._rpos = chunk, 0
+        return True
 
     def _buffered(self) -> bool:
         return self._rsock is self._sock and self._rpos < len(self._rbuf)
 
-    def _handle_publish(self) -> MQTTErrorCode:
-        # MQTT 5 PUBLISH: topic (u16 length + UTF-8), packet id if QoS > 0, properties (varint length),
-        # payload. We set no Topic Alias Maximum, so the broker sends full topics and no alias; the
-        # properties are not used here. paho's own path builds a Properties object and an MQTTMessage
-        # per message and is several times slower; QoS 2 and anything unusual still go through it.
-        sink = self.sink
-        packet = self._in_packet["packet"]
-        qos = (self._in_packet["command"] & 0x06) >> 1
-        if sink is None or qos == 2 or self._protocol != mqtt.MQTTv5:
-            return super()._handle_publish()
-        try:
-            end = 2 + ((packet[0] << 8) | packet[1])
-            topic = packet[2:end].decode("utf-8")
-            mid = 0
-            if qos:
-                mid = (packet[end] << 8) | packet[end + 1]
-                end += 2
-            length, shift = 0, 0
-            while True:
-                byte = packet[end]
-                end += 1
+    def _take_publishes(self) -> int:
+        """Hand every complete QoS 0/1 PUBLISH at the head of the buffer to `sink_many`, in order;
+        stop at the first other packet, incomplete one or unusual one (left for paho, which reads it
+        through `_handle_publish`). Returns how many were taken. The parse is `_parse_publish`
+        inlined for the usual packet (full topic, no properties): this loop is the ingest's hottest."""
+        sink = self.sink_many
+        if sink is None or self._protocol != mqtt.MQTTv5:
+            return 0
+        buf, pos, size = self._rbuf, self._rpos, len(self._rbuf)
+        taken: list[tuple[str, int, int, bytes]] = []
+        while pos < size:
+            command = buf[pos]
+            if command & 0xF0 != 0x30 or command & 0x06 > 0x02:  # not a PUBLISH, or QoS 2
+                break
+            length, shift, at = 0, 0, pos + 1
+            while at < size and shift < 28:
+                byte = buf[at]
+                at += 1
                 length |= (byte & 0x7F) << shift
                 shift += 7
                 if byte < 0x80:
                     break
-            end += length
-        except (IndexError, UnicodeDecodeError):
-            return super()._handle_publish()  # paho reports the malformed packet its own way
-        if end > len(packet) or not topic:  # an empty topic would be a Topic Alias: paho's path
+            else:
+                break  # the length runs past the buffer (or is malformed: paho says so)
+            end = at + length
+            if end > size or length < 3:
+                break
+            topic_start = at + 2
+            topic_end = at = topic_start + ((buf[at] << 8) | buf[at + 1])
+            qos = (command & 0x06) >> 1
+            mid = 0
+            if qos:
+                mid = (buf[at] << 8) | buf[at + 1] if at + 2 <= end else -1
+                at += 2
+            # an empty topic is a Topic Alias; a properties length other than 0 has properties
+            if topic_end == topic_start or at >= end or mid < 0 or buf[at] != 0:
+                break  # unusual: paho's path
+            try:
+                topic = buf[topic_start:topic_end].decode()
+            except UnicodeDecodeError:
+                break
+            taken.append((topic, mid, qos, buf[at + 1 : end]))
+            pos = end
+        if taken:
+            self._rpos = pos
+            sink(taken)
+        return len(taken)
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        # a PUBLISH that came through paho's packet reader (cut by a chunk boundary): same parse
+        sink = self.sink
+        qos = (self._in_packet["command"] & 0x06) >> 1
+        if sink is None or qos == 2 or self._protocol != mqtt.MQTTv5:
             return super()._handle_publish()
-        sink(topic, mid, qos, bytes(packet[end:]))
+        parsed = _parse_publish(memoryview(self._in_packet["packet"]), qos)
+        if parsed is None:
+            return super()._handle_publish()  # paho reports the malformed packet its own way
+        topic, mid, payload = parsed
+        sink(topic, mid, qos, payload)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack_many(self, mids: list[int]) -> None:
@@ -123,6 +179,34 @@ class _BufferedClient(mqtt.Client):
             return
         packet = b"".join([_PUBACK.pack(0x40, 2, mid) for mid in mids])
         self._packet_queue(0x40, packet, 0, 0)
+
+
+def _parse_publish(packet: memoryview, qos: int) -> tuple[str, int, bytes] | None:
+    """The variable header and payload of an MQTT 5 PUBLISH: topic (u16 length + UTF-8), packet id if
+    QoS > 0, properties (varint length), payload. We set no Topic Alias Maximum, so the broker sends
+    full topics; the properties are not used here (paho's path builds a Properties object and an
+    MQTTMessage per message, several times slower). None when the packet is anything unusual."""
+    try:
+        end = 2 + ((packet[0] << 8) | packet[1])
+        topic = str(packet[2:end], "utf-8")
+        mid = 0
+        if qos:
+            mid = (packet[end] << 8) | packet[end + 1]
+            end += 2
+        length, shift = 0, 0
+        while True:
+            byte = packet[end]
+            end += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        end += length
+    except (IndexError, UnicodeDecodeError):
+        return None
+    if end > len(packet) or not topic:  # an empty topic would be a Topic Alias
+        return None
+    return topic, mid, packet[end:].tobytes()
 
 
 _FAST_PATH = all(hasattr(mqtt.Client, name) for name in ("_sock_recv", "_packet_queue", "_handle_publish"))
@@ -150,6 +234,7 @@ class Subscriber:
         self.broker_dropped: int | None = None
         self.acks = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._network_thread: threading.Thread | None = None
         cls = _BufferedClient if _FAST_PATH else mqtt.Client
         self._client = cls(
             CallbackAPIVersion.VERSION2, client_id=cfg.client_id, protocol=mqtt.MQTTv5, manual_ack=True
@@ -160,6 +245,7 @@ class Subscriber:
         self._client.on_message = self._on_message
         if isinstance(self._client, _BufferedClient):
             self._client.sink = self._deliver
+            self._client.sink_many = self._deliver_many
         self._client.reconnect_delay_set(1, 30)
         if cfg.username is not None:
             self._client.username_pw_set(cfg.username, cfg.secret())
@@ -175,10 +261,29 @@ class Subscriber:
             self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=False, properties=props
         )
         self._client.loop_start()
+        # paho forgets its thread when the thread ends, however it ends: keep our own reference
+        self._network_thread = getattr(self._client, "_thread", None)
 
     def stop(self) -> None:
+        self._network_thread = None
         self._client.disconnect()
         self._client.loop_stop()
+
+    def network_alive(self) -> bool:
+        """False once paho's network thread has died (an exception on it: its traceback is on stderr);
+        nothing would ever arrive again, so the service stops rather than idle forever."""
+        thread = self._network_thread
+        return thread is None or thread.is_alive()
+
+    async def watch(self, every_s: float = 1.0) -> None:
+        """Raise SubscribeError once the network thread has died (run it in the role's task group)."""
+        while True:
+            await asyncio.sleep(every_s)
+            if not self.network_alive():
+                raise SubscribeError(
+                    "mqtt: the network thread died (traceback above); stopping so that the service "
+                    "manager restarts the ingest (unacknowledged messages are redelivered)"
+                )
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """PUBACK what came on the current connection; return how many were acknowledged."""
@@ -248,6 +353,25 @@ class Subscriber:
             return
         assert self._loop is not None
         self._inbox.append(Delivery(self.generation, mid, qos, topic, payload, time.monotonic()))
+        with self._wake_lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def _deliver_many(self, messages: list[tuple[str, int, int, bytes]]) -> None:
+        generation, now = self.generation, time.monotonic()
+        batch = [Delivery(generation, mid, qos, topic, payload, now) for topic, mid, qos, payload in messages]
+        if any(d.topic == SYS_DROPPED for d in batch):  # rare: take the broker's counter out
+            for d in batch:
+                if d.topic == SYS_DROPPED:
+                    with contextlib.suppress(ValueError):
+                        self.broker_dropped = int(d.payload)
+            batch = [d for d in batch if d.topic != SYS_DROPPED]
+        if not batch:
+            return
+        assert self._loop is not None
+        self._inbox.extend(batch)
         with self._wake_lock:
             if self._wake_pending:
                 return

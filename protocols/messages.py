@@ -15,7 +15,8 @@ from __future__ import annotations
 import enum
 import math
 import re
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from collections.abc import Collection
+from typing import Annotated, Any, Final, Literal, TypeAlias, TypeVar
 
 import msgspec
 
@@ -31,7 +32,10 @@ MAX_FUTURE_MS: Final = 24 * 3600 * 1000
 
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
-Scalar: TypeAlias = bool | int | float | str
+# Integers InfluxDB (int64) and every consumer can hold: a 400-digit number is a contract error, not an
+# OverflowError deep inside a receiver.
+Int64: TypeAlias = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Scalar: TypeAlias = bool | Int64 | float | str
 Quality: TypeAlias = Literal["good", "stale", "error"]
 Source: TypeAlias = Literal["live", "frozen", "backfilled"]
 HealthState: TypeAlias = Literal["online", "degraded", "quarantined", "probing", "offline"]
@@ -47,8 +51,8 @@ class _Msg(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 class Sample(_Msg):
     """One acquisition of one device: its own seq and timestamp (a reading may carry several)."""
 
-    seq: int
-    ts: int
+    seq: Int64
+    ts: Int64
     values: dict[str, Scalar]
     quality: dict[str, Quality] = {}
     source: Source = "live"
@@ -59,11 +63,11 @@ class Reading(_Msg):
     absent from `values` and marked `error` (never re-sent with a fresh timestamp). `more` carries
     further samples of the same device (a spool replay), each with its own seq and ts."""
 
-    schema: int
+    schema: Int64
     gw: str
     dev: str
-    seq: int
-    ts: int
+    seq: Int64
+    ts: Int64
     values: dict[str, Scalar]
     quality: dict[str, Quality] = {}
     source: Source = "live"
@@ -118,11 +122,11 @@ EVENT_REQUIRED: Final[dict[EventKind, tuple[str, ...]]] = {
 
 
 class Event(_Msg):
-    schema: int
+    schema: Int64
     gw: str
     dev: str
-    seq: int
-    ts: int
+    seq: Int64
+    ts: Int64
     event: EventKind
     data: dict[str, Scalar | None] = {}
     source: Source = "live"
@@ -131,39 +135,39 @@ class Event(_Msg):
 class Health(_Msg):
     """Per-device health (retained)."""
 
-    schema: int
+    schema: Int64
     gw: str
     dev: str
-    seq: int
-    ts: int
+    seq: Int64
+    ts: Int64
     state: HealthState
-    last_success_ts: int | None = None
+    last_success_ts: Int64 | None = None
     latency_ms: float | None = None
-    polls: int = 0
-    failures: int = 0
-    errors: dict[str, int] = {}
+    polls: Int64 = 0
+    failures: Int64 = 0
+    errors: dict[str, Int64] = {}
 
 
 class BusStatus(_Msg):
     name: str
     port: str
     state: Literal["open", "reconnecting", "closed"]
-    devices: int = 0
+    devices: Int64 = 0
 
 
 class Status(_Msg):
     """Gateway birth/death message (retained; the Last Will carries state=offline)."""
 
-    schema: int
+    schema: Int64
     gw: str
-    seq: int
-    ts: int
+    seq: Int64
+    ts: Int64
     state: Literal["online", "offline"]
     dev: str = ""
     version: str = ""
     buses: list[BusStatus] = []
-    spool_depth: int = 0
-    spool_dropped: int = 0
+    spool_depth: Int64 = 0
+    spool_dropped: Int64 = 0
     uptime_s: float = 0.0
     publish_lag_s: float = 0.0
 
@@ -176,19 +180,19 @@ class Command(_Msg):
     dev: str
     action: str
     params: dict[str, Any]
-    issued_at: int
-    expires_at: int
+    issued_at: Int64
+    expires_at: Int64
     nonce: str
     sig: str
-    schema: int = SCHEMA_VERSION
+    schema: Int64 = SCHEMA_VERSION
 
 
 class CommandResult(_Msg):
-    schema: int
+    schema: Int64
     gw: str
     dev: str
-    seq: int
-    ts: int
+    seq: Int64
+    ts: Int64
     id: str
     status: CommandStatus
     reason: str = ""
@@ -197,26 +201,26 @@ class CommandResult(_Msg):
 
 
 class Alert(_Msg):
-    schema: int
-    ts: int
+    schema: Int64
+    ts: Int64
     rule: str
     subject: str
     severity: Severity
     state: AlertState
-    start_ts: int
+    start_ts: Int64
     message: str
     subject_kind: str = ""
-    end_ts: int | None = None
+    end_ts: Int64 | None = None
     value: float | None = None
     gw: str = ""
     dev: str = ""
-    seq: int = 0
+    seq: Int64 = 0
     details: dict[str, Scalar | None] = {}
 
 
 class DeadLetter(_Msg):
-    schema: int
-    ts: int
+    schema: Int64
+    ts: Int64
     topic: str
     field: str
     reason: str
@@ -282,26 +286,45 @@ def validate(message: Message, *, now_ms: int | None = None) -> None:
     if schema != SCHEMA_VERSION:
         reason = f"unsupported schema version {schema} (this build speaks {SCHEMA_VERSION})"
         raise ContractError("$.schema", reason)
-    for name in ("gw", "dev"):
-        value = getattr(message, name, "")
-        if value or (name == "gw" and not isinstance(message, Alert | DeadLetter)):
-            check_id(f"$.{name}", value)
+    gw = getattr(message, "gw", "")
+    if gw or not isinstance(message, _GATEWAY_OPTIONAL):
+        check_id("$.gw", gw)
+    dev = getattr(message, "dev", "")
+    if dev:
+        check_id("$.dev", dev)
     if isinstance(message, Reading):
         _validate_reading(message, now_ms)
     elif isinstance(message, Event):
         _check_ts("$.ts", message.ts, now_ms)
         _validate_event(message)
-    elif isinstance(message, Health | Status | CommandResult | Alert):
+    elif isinstance(message, _TIMESTAMPED):
         _check_ts("$.ts", message.ts, now_ms)
-    if isinstance(message, Health | Status | CommandResult | Reading | Event) and message.seq < 0:
+    if isinstance(message, _SEQUENCED) and message.seq < 0:
         raise ContractError("$.seq", "must be >= 0")
 
 
+# tuples, not `A | B` unions: isinstance against a union builds the union object on every call
+_GATEWAY_OPTIONAL: Final = (Alert, DeadLetter)
+_TIMESTAMPED: Final = (Health, Status, CommandResult, Alert)
+_SEQUENCED: Final = (Health, Status, CommandResult, Reading, Event)
+
+
 def check_id(path: str, value: str) -> None:
-    if not _ID_RE.match(value):
+    if value in _valid_ids:  # hot path: a receiver sees the same few thousand ids over and over
+        return
+    if not _ID_RE.fullmatch(value):
         raise ContractError(path, f"{value!r} is not a valid identifier (1-64 of A-Z a-z 0-9 _ . : -)")
-    if value in RESERVED_GATEWAY_IDS and path == "$.gw":
-        raise ContractError(path, f"{value!r} is reserved and cannot name a gateway")
+    if value in RESERVED_GATEWAY_IDS:
+        if path == "$.gw":
+            raise ContractError(path, f"{value!r} is reserved and cannot name a gateway")
+        return  # valid as a device id, never remembered: its check depends on where it appears
+    if len(_valid_ids) >= _VALID_IDS_LIMIT:
+        _valid_ids.clear()
+    _valid_ids.add(value)
+
+
+_VALID_IDS_LIMIT: Final = 65_536
+_valid_ids: set[str] = set()
 
 
 def _check_ts(path: str, ts: int, now_ms: int | None) -> None:
@@ -326,18 +349,32 @@ def _validate_sample(
 ) -> None:
     if ts < MIN_TS_MS or (now_ms is not None and ts > now_ms + MAX_FUTURE_MS):
         _check_ts(f"{prefix}.ts", ts, now_ms)
-    types = _VALUE_TYPES
-    for name, value in values.items():
-        kind = types.get(name)
-        if kind is ValueType.FLOAT and type(value) is float and math.isfinite(value):
-            continue
-        check_value(f"{prefix}.values.{name}", name, value)
-    for name in quality:
-        if name not in VOCABULARY:
-            raise ContractError(f"{prefix}.quality.{name}", f"unknown canonical name {name!r}")
+    if not (values.keys() <= _FLOAT_NAMES and finite_floats(values.values())):
+        types = _VALUE_TYPES
+        for name, value in values.items():
+            kind = types.get(name)
+            if kind is ValueType.FLOAT and type(value) is float and math.isfinite(value):
+                continue
+            check_value(f"{prefix}.values.{name}", name, value)
+    if quality and not quality.keys() <= VOCABULARY.keys():
+        for name in quality:
+            if name not in VOCABULARY:
+                raise ContractError(f"{prefix}.quality.{name}", f"unknown canonical name {name!r}")
+
+
+def finite_floats(values: Collection[object]) -> bool:
+    """True when there is at least one value, every value is a float (not an int, bool or str) and
+    none is NaN or infinite; in C, without a Python-level loop. A NaN or an infinity makes the sum
+    non-finite; a sum of finite values that overflows only makes this say False (callers then check
+    value by value)."""
+    return set(map(type, values)) == _ONLY_FLOAT and math.isfinite(sum(values))  # type: ignore[arg-type]
+
+
+_ONLY_FLOAT: Final = {float}
 
 
 _VALUE_TYPES: Final = {name: entry.type for name, entry in VOCABULARY.items()}
+_FLOAT_NAMES: Final = frozenset(name for name, kind in _VALUE_TYPES.items() if kind is ValueType.FLOAT)
 
 
 def check_value(path: str, name: str, value: Scalar) -> None:

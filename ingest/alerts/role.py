@@ -151,6 +151,7 @@ class AlertsRole:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._consume(), name="alerts:consume"),
+                    tg.create_task(self.subscriber.watch(), name="alerts:watch-network"),
                     tg.create_task(self._ticker(), name="alerts:tick"),
                     tg.create_task(self.outputs.run_webhook(), name="alerts:webhook"),
                 ]
