@@ -63,12 +63,36 @@ def test_reading_round_trip() -> None:
         (reading(gw="gw/1"), "$.gw", "not a valid identifier"),
         (reading(extra=1), "$", "unknown field `extra`"),
         (reading(quality={"voltage_a_v": "meh"}), "$.quality[...]", "Invalid enum value 'meh'"),
+        (reading(quality={"volts": "error"}), "$.quality.volts", "unknown canonical name 'volts'"),
+        # no number a receiver cannot hold: a 400-digit integer crashed the writer with OverflowError
+        (reading(values={"voltage_a_v": 10**400}), "$.values[...]", "<= 9223372036854775807"),
+        (reading(seq=2**63), "$.seq", "<= 9223372036854775807"),
+        (reading(gw="gw1\n"), "$.gw", "not a valid identifier"),  # `$` matched before a newline
+        (reading(gw="alerts"), "$.gw", "reserved"),
+        # the all-float fast path falls back to value-by-value checks, which name the value
+        (reading(values={"voltage_a_v": 230.1, "voltage_b_v": True}), "$.values.voltage_b_v", "a number"),
+        (reading(values={"voltage_a_v": 230.1, "voltage_b_v": "230"}), "$.values.voltage_b_v", "a number"),
     ],
 )
 def test_malformed_reading_names_field(payload: dict[str, object], field: str, reason: str) -> None:
     err = decode_error(payload)
     assert err.field == field
     assert reason in err.reason
+
+
+def test_fast_paths_agree_with_the_rules() -> None:
+    floats = {"voltage_a_v": 230.1, "voltage_b_v": 229.8, "energy_import_kwh": 1e300}
+    assert messages.finite_floats(floats.values())
+    assert not messages.finite_floats({"a": 1e308, "b": 1e308}.values())  # sum overflows: exact path
+    messages.decode(
+        messages.Reading, json.dumps(reading(values={"voltage_a_v": 1.7e308, "voltage_b_v": 1.7e308}))
+    )
+    assert not messages.finite_floats({"a": 1.0, "b": 2}.values())  # an int: the exact path accepts it
+    messages.decode(messages.Reading, json.dumps(reading(values={"voltage_a_v": 230})).encode())
+    assert not messages.finite_floats({}.values())
+    # an id valid as a device is remembered, and still refused as a gateway
+    messages.decode(messages.Reading, json.dumps(reading(dev="alerts")).encode())
+    assert "reserved" in decode_error(reading(gw="alerts")).reason
 
 
 def test_oversize_and_bad_json() -> None:
