@@ -3,13 +3,13 @@
     .venv/bin/python bench/ingest_latency.py [--rate 1500] [--seconds 20] [--writers 1]
 
 A private Mosquitto and influxd are started, `--writers` gridedge ingest processes subscribe (a shared
-subscription when more than one), and readings are published at `--rate` per second (1 reading of 10
-values per message, 200 devices) by `bench/mqtt_load.py`: packets encoded before the clock starts and
-written every 5 ms, so the load generator does not take the CPU the writers need (paho publishing
-7,500 messages/s would take a whole core of the two). One prober thread samples the stream: it takes
-the latest published reading whenever it is free and queries InfluxDB every 10 ms until that point
-is visible; the time from its publish to the first query that sees it is its latency. (One prober, not one per probe: a thread per probe
-polling every 10 ms loads the machine more, the more latency grows, and measures itself.)
+subscription when more than one), and readings are published at `--rate` per second (1 reading of 10 values
+per message, 200 devices) by `bench/mqtt_load.py`: packets encoded before the clock starts and written every
+5 ms, so the load generator does not take the CPU the writers need (paho publishing 7,500 messages/s would
+take a whole core of the two). One prober thread samples the stream: it takes the latest published reading
+whenever it is free and queries InfluxDB every 10 ms until that point is visible; the time from its publish
+to the first query that sees it is its latency. (One prober, not one per probe: a thread per probe polling
+every 10 ms loads the machine more, the more latency grows, and measures itself.)
 Printed: p50 / p90 / p99 / max over the probed readings, and whether every reading arrived.
 """
 
