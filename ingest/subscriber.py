@@ -58,8 +58,7 @@ class _BufferedClient(mqtt.Client):
     _rbuf: bytes = b""
     _rpos: int = 0
     _rsock: object = None
-    sink: Callable[[str, int, int, bytes], None] | None = None  # one PUBLISH (paho's reader path)
-    sink_many: Callable[[list[tuple[str, int, int, bytes]]], None] | None = None  # a burst, in order
+    sink: Callable[[list[tuple[str, int, int, bytes]]], None] | None = None  # (topic, mid, qos, payload)s
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rsock is not self._sock:  # a new connection: nothing of the old one is valid
@@ -113,11 +112,10 @@ class _BufferedClient(mqtt.Client):
         return self._rsock is self._sock and self._rpos < len(self._rbuf)
 
     def _take_publishes(self) -> int:
-        """Hand every complete QoS 0/1 PUBLISH at the head of the buffer to `sink_many`, in order;
-        stop at the first other packet, incomplete one or unusual one (left for paho, which reads it
-        through `_handle_publish`). Returns how many were taken. The parse is `_parse_publish`
-        inlined for the usual packet (full topic, no properties): this loop is the ingest's hottest."""
-        sink = self.sink_many
+        """Hand every complete QoS 0/1 PUBLISH at the head of the buffer to `sink` as one burst, in
+        order; stop at the first other packet, incomplete one or unusual one (left for paho, which reads
+        it through `_handle_publish`). Returns how many were taken."""
+        sink = self.sink
         if sink is None or self._protocol != mqtt.MQTTv5:
             return 0
         buf, pos, size = self._rbuf, self._rpos, len(self._rbuf)
@@ -126,34 +124,15 @@ class _BufferedClient(mqtt.Client):
             command = buf[pos]
             if command & 0xF0 != 0x30 or command & 0x06 > 0x02:  # not a PUBLISH, or QoS 2
                 break
-            length, shift, at = 0, 0, pos + 1
-            while at < size and shift < 28:
-                byte = buf[at]
-                at += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    break
-            else:
-                break  # the length runs past the buffer (or is malformed: paho says so)
+            length, at = _varint(buf, pos + 1, size)
             end = at + length
-            if end > size or length < 3:
-                break
-            topic_start = at + 2
-            topic_end = at = topic_start + ((buf[at] << 8) | buf[at + 1])
+            if at < 0 or end > size:
+                break  # the packet runs past the buffer (or its length is malformed: paho says so)
             qos = (command & 0x06) >> 1
-            mid = 0
-            if qos:
-                mid = (buf[at] << 8) | buf[at + 1] if at + 2 <= end else -1
-                at += 2
-            # an empty topic is a Topic Alias; a properties length other than 0 has properties
-            if topic_end == topic_start or at >= end or mid < 0 or buf[at] != 0:
-                break  # unusual: paho's path
-            try:
-                topic = buf[topic_start:topic_end].decode()
-            except UnicodeDecodeError:
+            parsed = _parse_publish(buf, at, end, qos)
+            if parsed is None:
                 break
-            taken.append((topic, mid, qos, buf[at + 1 : end]))
+            taken.append((parsed[0], parsed[1], qos, parsed[2]))
             pos = end
         if taken:
             self._rpos = pos
@@ -166,11 +145,11 @@ class _BufferedClient(mqtt.Client):
         qos = (self._in_packet["command"] & 0x06) >> 1
         if sink is None or qos == 2 or self._protocol != mqtt.MQTTv5:
             return super()._handle_publish()
-        parsed = _parse_publish(memoryview(self._in_packet["packet"]), qos)
+        packet = self._in_packet["packet"]
+        parsed = _parse_publish(packet, 0, len(packet), qos)
         if parsed is None:
             return super()._handle_publish()  # paho reports the malformed packet its own way
-        topic, mid, payload = parsed
-        sink(topic, mid, qos, payload)
+        sink([(parsed[0], parsed[1], qos, parsed[2])])
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack_many(self, mids: list[int]) -> None:
@@ -181,32 +160,51 @@ class _BufferedClient(mqtt.Client):
         self._packet_queue(0x40, packet, 0, 0)
 
 
-def _parse_publish(packet: memoryview, qos: int) -> tuple[str, int, bytes] | None:
-    """The variable header and payload of an MQTT 5 PUBLISH: topic (u16 length + UTF-8), packet id if
-    QoS > 0, properties (varint length), payload. We set no Topic Alias Maximum, so the broker sends
-    full topics; the properties are not used here (paho's path builds a Properties object and an
-    MQTTMessage per message, several times slower). None when the packet is anything unusual."""
+def _varint(buf: bytes | bytearray, at: int, end: int) -> tuple[int, int]:
+    """An MQTT variable byte integer at `at`: (value, index after it); index -1 when it runs past `end`
+    or is longer than the four bytes MQTT allows."""
+    value = shift = 0
+    while at < end and shift < 28:
+        byte = buf[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+    return 0, -1
+
+
+def _parse_publish(buf: bytes | bytearray, start: int, end: int, qos: int) -> tuple[str, int, bytes] | None:
+    """(topic, packet id, payload) of the MQTT 5 PUBLISH whose variable header starts at `start` and
+    whose packet ends at `end`: topic (u16 length + UTF-8), packet id if QoS > 0, properties (varint
+    length, skipped: not used here), payload. We set no Topic Alias Maximum, so the broker sends full
+    topics. paho's own path builds a Properties object and an MQTTMessage per message, several times
+    slower. None when the packet is anything unusual (an empty topic, bad UTF-8, lengths past `end`)."""
+    if start + 2 > end:
+        return None
+    topic_start = start + 2
+    at = topic_start + ((buf[start] << 8) | buf[start + 1])
+    topic_end = at
+    mid = 0
+    if qos:
+        if at + 2 > end:
+            return None
+        mid = (buf[at] << 8) | buf[at + 1]
+        at += 2
+    if at < end and buf[at] == 0:  # no properties: the usual case
+        at += 1
+    else:
+        length, at = _varint(buf, at, end)
+        if at < 0:
+            return None
+        at += length
+    if topic_end == topic_start or at > end:
+        return None
     try:
-        end = 2 + ((packet[0] << 8) | packet[1])
-        topic = str(packet[2:end], "utf-8")
-        mid = 0
-        if qos:
-            mid = (packet[end] << 8) | packet[end + 1]
-            end += 2
-        length, shift = 0, 0
-        while True:
-            byte = packet[end]
-            end += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        end += length
-    except (IndexError, UnicodeDecodeError):
+        topic = buf[topic_start:topic_end].decode()
+    except UnicodeDecodeError:
         return None
-    if end > len(packet) or not topic:  # an empty topic would be a Topic Alias
-        return None
-    return topic, mid, packet[end:].tobytes()
+    return topic, mid, bytes(buf[at:end])
 
 
 _FAST_PATH = all(hasattr(mqtt.Client, name) for name in ("_sock_recv", "_packet_queue", "_handle_publish"))
@@ -245,7 +243,6 @@ class Subscriber:
         self._client.on_message = self._on_message
         if isinstance(self._client, _BufferedClient):
             self._client.sink = self._deliver
-            self._client.sink_many = self._deliver_many
         self._client.reconnect_delay_set(1, 30)
         if cfg.username is not None:
             self._client.username_pw_set(cfg.username, cfg.secret())
@@ -344,22 +341,11 @@ class Subscriber:
         self.connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._deliver(msg.topic, msg.mid, msg.qos, bytes(msg.payload))
+        self._deliver([(msg.topic, msg.mid, msg.qos, bytes(msg.payload))])
 
-    def _deliver(self, topic: str, mid: int, qos: int, payload: bytes) -> None:
-        if topic == SYS_DROPPED:
-            with contextlib.suppress(ValueError):
-                self.broker_dropped = int(payload)
-            return
-        assert self._loop is not None
-        self._inbox.append(Delivery(self.generation, mid, qos, topic, payload, time.monotonic()))
-        with self._wake_lock:
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        self._loop.call_soon_threadsafe(self._wake)
-
-    def _deliver_many(self, messages: list[tuple[str, int, int, bytes]]) -> None:
+    def _deliver(self, messages: list[tuple[str, int, int, bytes]]) -> None:
+        """On the network thread: queue a burst of (topic, mid, qos, payload) for the event loop and
+        wake it once (the broker's dropped counter is taken out on the way)."""
         generation, now = self.generation, time.monotonic()
         batch = [Delivery(generation, mid, qos, topic, payload, now) for topic, mid, qos, payload in messages]
         if any(d.topic == SYS_DROPPED for d in batch):  # rare: take the broker's counter out

@@ -104,8 +104,7 @@ async def test_a_dead_network_thread_stops_the_ingest(mosquitto: Mosquitto, infl
     def broken(messages: list[tuple[str, int, int, bytes]]) -> None:
         raise RuntimeError("a bug on the network thread")
 
-    setattr(ingest.subscriber._client, "sink_many", broken)  # noqa: B010 (the test breaks a private)
-    setattr(ingest.subscriber._client, "sink", lambda *a: broken([]))  # noqa: B010
+    setattr(ingest.subscriber._client, "sink", broken)  # noqa: B010 (the test breaks a private)
     stop = asyncio.Event()
     task = asyncio.create_task(ingest.run(stop), name="test:ingest")
     await connected(ingest.subscriber)
