@@ -30,27 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.mqtt_load import Blaster, publish_packet  # noqa: E402
+from bench.mqtt_load import Blaster, publish_packet, reading_values  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
-
-VALUES = (
-    "voltage_a_v",
-    "voltage_b_v",
-    "voltage_c_v",
-    "current_a_a",
-    "current_b_a",
-    "current_c_a",
-    "power_active_kw",
-    "power_factor",
-    "energy_import_kwh",
-    "balance_cny",
-)
 
 
 def payload(dev: str, seq: int, ts: int) -> bytes:
-    values = {k: round(200.0 + (seq % 97) / 10, 1) for k in VALUES}  # decimal, as a meter's BCD
     return json.dumps(
-        {"schema": 1, "gw": "gw-lat", "dev": dev, "seq": seq, "ts": ts, "values": values}
+        {"schema": 1, "gw": "gw-lat", "dev": dev, "seq": seq, "ts": ts, "values": reading_values(seq)}
     ).encode()
 
 

@@ -41,25 +41,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.mqtt_load import Blaster, publish_packets  # noqa: E402
+from bench.mqtt_load import VALUES, Blaster, publish_packets, reading_values  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
 from ingest.config import IngestConfig  # noqa: E402
 from ingest.service import Ingest  # noqa: E402
 from protocols.config import load as load_model  # noqa: E402
 
 T0 = 1_763_800_000_000
-VALUES = (
-    "voltage_a_v",
-    "voltage_b_v",
-    "voltage_c_v",
-    "current_a_a",
-    "current_b_a",
-    "current_c_a",
-    "power_active_kw",
-    "power_factor",
-    "energy_import_kwh",
-    "balance_cny",
-)
 
 
 def messages(readings: int, per_message: int, devices: int = 200) -> list[tuple[str, bytes]]:
@@ -71,14 +59,7 @@ def messages(readings: int, per_message: int, devices: int = 200) -> list[tuple[
             samples = []
             for i in range(start, min(start + per_message, per_device)):
                 seq = d * per_device + i + 1
-                samples.append(
-                    # decimal quantities, as a meter's BCD decodes to (230.1, not 230.10000000000002)
-                    {
-                        "seq": seq,
-                        "ts": T0 + i * 1000,
-                        "values": {k: round(200.0 + (seq % 97) / 10, 1) for k in VALUES},
-                    }
-                )
+                samples.append({"seq": seq, "ts": T0 + i * 1000, "values": reading_values(seq)})
             head, more = samples[0], samples[1:]
             payload = {"schema": 1, "gw": "gw-bench", "dev": dev, **head, "protocol": "dlt645"}
             if more:
