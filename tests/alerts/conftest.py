@@ -50,16 +50,9 @@ from ingest.topology import Topology
 from protocols import messages as m
 from protocols.config import load as load_model
 
-T0_S = 1_763_800_000.0  # 2025-11-22
+from .clock import T0_S, FakeClock
+
 ALERTS_FILTER = "gridedge/v1/alerts/#"
-
-
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class _Client:

@@ -13,9 +13,10 @@ from ingest.alerts.rules import devices
 from ingest.topology import Topology
 from protocols import messages as m
 from protocols import topics
+from tests.alerts.clock import T0_S as T0
+from tests.alerts.clock import FakeClock as Clock
 
 GW, DEV = "gw-1", "m1"
-T0 = 1_763_800_000.0
 TOPOLOGY = {
     "gateways": {GW: {"site": "site-1"}},
     "areas": {"area-1": {"region": "urban"}},
@@ -35,14 +36,6 @@ def inbound(msg: m.Health | m.Status) -> Inbound:
     dev = getattr(msg, "dev", "")
     topic = topics.health_topic(msg.gw, dev) if isinstance(msg, m.Health) else topics.status_topic(msg.gw)
     return Inbound(topic, msg.gw, dev, msg)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def engine_with(**cfg: Any) -> tuple[Engine, Clock]:

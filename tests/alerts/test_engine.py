@@ -11,17 +11,10 @@ from ingest.alerts.config import FlapSection
 from ingest.alerts.engine import Engine
 from ingest.alerts.model import AlertState, Inbound, Severity, Signal
 from ingest.alerts.store import Store
+from tests.alerts.clock import T0_S as T0
+from tests.alerts.clock import FakeClock as Clock
 
-T0 = 1_763_800_000.0
 R, S = "meter_supply_lost", "gw-1/m1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def sig(active: bool, at: float, **kw: Any) -> Signal:

@@ -14,17 +14,10 @@ from ingest.alerts.rules import outage
 from ingest.alerts.store import Store
 from protocols import messages as m
 from protocols import topics
+from tests.alerts.clock import T0_S as T0
+from tests.alerts.clock import FakeClock as Clock
 
-T0 = 1_763_800_000.0
 R, S = "meter_supply_lost", "gw-1/m1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_human_duration() -> None:
