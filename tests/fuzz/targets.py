@@ -162,22 +162,37 @@ def dlt645_decode(raw: bytes) -> bool:
     return True
 
 
-def dlt645_split(garbage: bytes, cuts: Sequence[int], pick: int) -> None:
-    reply = DLT645_REPLIES[pick % len(DLT645_REPLIES)]
-    raw = reply.encode(pick % 5)
-    splitter = d645.FrameSplitter()
-    matcher = d645.ReplyMatcher(reply.address, reply.function)
+def _split(
+    codec: str,
+    splitter: Any,
+    matcher: Any,
+    bound: int,
+    garbage: bytes,
+    cuts: Sequence[int],
+    reply: Any,
+    raw: bytes,
+) -> None:
+    """Feed garbage in pieces to a codec's stream splitter and reply matcher (their buffers stay
+    bounded), then a good reply: both must find it (resync), at the latest on its second copy."""
     for piece in chunks(garbage, cuts):
         splitter.feed(piece)
-        _check_bound(splitter.buffered, DLT645_BOUND, "dlt645 FrameSplitter")
+        _check_bound(splitter.buffered, bound, f"{codec} FrameSplitter")
         drain(matcher.feed, piece)
-        _check_bound(matcher.buffered, DLT645_BOUND, "dlt645 ReplyMatcher")
-    assert reply in splitter.feed(raw) or reply in splitter.feed(raw), "dlt645 FrameSplitter lost sync"
+        _check_bound(matcher.buffered, bound, f"{codec} ReplyMatcher")
+    assert reply in splitter.feed(raw) or reply in splitter.feed(raw), f"{codec} FrameSplitter lost sync"
     assert reply in drain(matcher.feed, raw) or reply in drain(matcher.feed, raw), (
-        "dlt645 ReplyMatcher lost sync"
+        f"{codec} ReplyMatcher lost sync"
     )
     with contextlib.suppress(ProtocolError):
         matcher.finish()
+
+
+def dlt645_split(garbage: bytes, cuts: Sequence[int], pick: int) -> None:
+    reply = DLT645_REPLIES[pick % len(DLT645_REPLIES)]
+    matcher = d645.ReplyMatcher(reply.address, reply.function)
+    _split(
+        "dlt645", d645.FrameSplitter(), matcher, DLT645_BOUND, garbage, cuts, reply, reply.encode(pick % 5)
+    )
 
 
 # ---- hall -----------------------------------------------------------------------------------------
@@ -235,20 +250,8 @@ def hall_decode(raw: bytes) -> bool:
 
 def hall_split(garbage: bytes, cuts: Sequence[int], pick: int) -> None:
     reply = HALL_REPLIES[pick % len(HALL_REPLIES)]
-    raw = reply.encode()
-    splitter = hall.FrameSplitter()
     matcher = hall.ReplyMatcher(reply.address, reply.function)
-    for piece in chunks(garbage, cuts):
-        splitter.feed(piece)
-        _check_bound(splitter.buffered, HALL_BOUND, "hall FrameSplitter")
-        drain(matcher.feed, piece)
-        _check_bound(matcher.buffered, HALL_BOUND, "hall ReplyMatcher")
-    assert reply in splitter.feed(raw) or reply in splitter.feed(raw), "hall FrameSplitter lost sync"
-    assert reply in drain(matcher.feed, raw) or reply in drain(matcher.feed, raw), (
-        "hall ReplyMatcher lost sync"
-    )
-    with contextlib.suppress(ProtocolError):
-        matcher.finish()
+    _split("hall", hall.FrameSplitter(), matcher, HALL_BOUND, garbage, cuts, reply, reply.encode())
 
 
 # ---- Modbus ---------------------------------------------------------------------------------------
