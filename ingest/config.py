@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from protocols import topics
-from protocols.config import Frozen
+from protocols.config import Frozen, HttpUrl
 from protocols.config import load as load_model
 from protocols.config import secret_problems as shared_secret_problems
 from protocols.errors import ConfigError
@@ -56,8 +56,9 @@ class MqttSection(Frozen):
 
 
 class InfluxSection(Frozen):
-    url: str = "http://127.0.0.1:8086"
+    url: HttpUrl = "http://127.0.0.1:8086"
     version: Literal[1, 2] = 1
+
     # 1.x
     database: str = "gridedge"
     retention_policy: str = ""

@@ -32,9 +32,8 @@ T = TypeVar("T")
 class InfluxWriter:
     def __init__(self, cfg: InfluxSection) -> None:
         self.cfg = cfg
-        url = urllib.parse.urlsplit(cfg.url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"influx.url {cfg.url!r} must be http://HOST:PORT or https://HOST:PORT")
+        url = urllib.parse.urlsplit(cfg.url)  # checked by the config model (InfluxSection.url)
+        assert url.hostname is not None
         self._https = url.scheme == "https"
         self._host = url.hostname
         self._port = url.port or (443 if self._https else 80)

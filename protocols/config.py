@@ -9,12 +9,13 @@ Errors name the file, the line and the field (`gateway.yaml:12: buses[0].baud: .
 from __future__ import annotations
 
 import stat
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
 
@@ -27,6 +28,22 @@ class Frozen(BaseModel):
     """Base of every config model: frozen, unknown fields are errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _http_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} must be http://HOST[:PORT][/PATH] or https://...")
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not a number in 0-65535)
+    except ValueError:
+        raise ValueError(f"{url!r}: the port must be a number from 0 to 65535") from None
+    return url
+
+
+# An http(s) URL with a host, checked when the config is loaded (`... check` refuses it, naming the
+# file, line and field), not when the first request is made.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class Locator:

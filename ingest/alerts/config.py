@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from protocols.config import Frozen
+from protocols.config import Frozen, HttpUrl
 
 from .model import RuleSet
 
@@ -46,7 +46,7 @@ class WebhookSection(Frozen):
     """Optional: every state change POSTed as JSON. Never blocks the engine: a bounded queue feeds
     one sender; when the queue is full the change is dropped and counted."""
 
-    url: str | None = Field(default=None, description="http(s) URL; none: no webhook")
+    url: HttpUrl | None = Field(default=None, description="http(s) URL; none: no webhook")
     timeout_s: float = Field(default=5.0, gt=0)
     retries: int = Field(default=5, ge=0, description="attempts after the first, with back-off")
     backoff_s: float = Field(default=1.0, gt=0, description="first back-off; doubles, full jitter")

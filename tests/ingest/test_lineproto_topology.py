@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.config import load_config
 from ingest.lineproto import field_set, point, series
 from ingest.schema import lines_for
 from ingest.topology import Topology
@@ -102,3 +103,29 @@ def test_topology_errors_name_the_field(tmp_path: Path) -> None:
     bad.write_text("devices:\n  no-slash: {}\n")
     with pytest.raises(ConfigError, match="GATEWAY/DEVICE"):
         Topology.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://influx:8086", "must be http://HOST[:PORT][/PATH] or https://"),
+        ("influx:8086", "must be http://HOST[:PORT][/PATH] or https://"),
+        ("http://influx:99999", "the port must be a number from 0 to 65535"),
+    ],
+)
+def test_a_wrong_influx_url_is_a_config_error_naming_file_line_and_field(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    # `gridedge ingest check` must refuse it, not `ingest run` crash on it with a traceback
+    path = tmp_path / "ingest.yaml"
+    path.write_text(f"mqtt:\n  host: 127.0.0.1\ninflux:\n  url: {url}\n  database: gridedge\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    [problem] = info.value.problems
+    assert problem.startswith(f"{path}:4: influx.url: ") and url in problem and reason in problem
+    # the alerts' webhook URL is the same kind of field, checked the same way
+    path.write_text(f"alerts:\n  webhook:\n    url: {url}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    [problem] = info.value.problems
+    assert problem.startswith(f"{path}:3: alerts.webhook.url: ") and reason in problem
