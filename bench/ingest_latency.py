@@ -1,6 +1,6 @@
 """Ingest latency: publish -> queryable in InfluxDB, at a steady rate below the maximum.
 
-    .venv/bin/python bench/ingest_latency.py [--rate 1500] [--seconds 20] [--writers 1]
+    .venv/bin/python bench/ingest_latency.py [--rate 1500] [--seconds 20] [--writers 1] [--role writer]
 
 A private Mosquitto and influxd are started, `--writers` gridedge ingest processes subscribe (a shared
 subscription when more than one), and readings are published at `--rate` per second (1 reading of 10 values
@@ -10,6 +10,8 @@ take a whole core of the two). One prober thread samples the stream: it takes th
 whenever it is free and queries InfluxDB every 10 ms until that point is visible; the time from its publish
 to the first query that sees it is its latency. (One prober, not one per probe: a thread per probe polling
 every 10 ms loads the machine more, the more latency grows, and measures itself.)
+`--role writer` (the default) runs what bench/ingest_throughput.py measures the maximum rate of; `--role all`
+runs the alert engine in the same process too (`gridedge ingest run`'s default), which shares its core.
 Printed: p50 / p90 / p99 / max over the probed readings, and whether every reading arrived.
 """
 
@@ -45,6 +47,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=1500)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--writers", type=int, default=1)
+    p.add_argument("--role", choices=("writer", "all"), default="writer")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gridedge-latency-"))
     broker, db = Mosquitto(tmp / "mosquitto"), InfluxDB(tmp / "influxd", database="lat")
@@ -62,12 +65,13 @@ def main() -> None:
                     **({"shared_group": "lat"} if args.writers > 1 else {}),
                 },
                 "influx": {"url": db.url, "database": "lat", "batch_points": 5000, "flush_interval_s": 0.1},
+                "alerts": {"state_path": str(tmp / f"alerts-{w}.sqlite")},
             }
             cfg = tmp / f"ingest-{w}.json"
             cfg.write_text(json.dumps(doc))  # JSON is YAML
             writers.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "gridedge", "ingest", "run", "-c", str(cfg)],
+                    [sys.executable, "-m", "gridedge", "ingest", "run", "-c", str(cfg), "--role", args.role],
                     cwd=ROOT,
                     stderr=(tmp / f"ingest-{w}.log").open("w"),
                 )
@@ -124,8 +128,8 @@ def main() -> None:
         stored = int(series[0]["values"][0][1]) if series else 0
         q = statistics.quantiles(latencies, n=100)
         print(
-            f"{args.writers} writer(s), {achieved:.0f} readings/s offered for {args.seconds:.0f} s, "
-            f"{stored}/{total} stored"
+            f"{args.writers} writer(s) (--role {args.role}), {achieved:.0f} readings/s offered "
+            f"for {args.seconds:.0f} s, {stored}/{total} stored"
         )
         print(
             f"publish -> queryable over {len(latencies)} probes: p50 {q[49] * 1000:.0f} ms, "

@@ -46,6 +46,7 @@ from .store import Store
 log = logging.getLogger("ingest.alerts")
 
 TAKE = 1000
+SLICE = 100  # messages evaluated in one stretch of the event loop (~5-10 ms on a Pi-class core)
 
 _MODELS: dict[topics.TopicKind, type[Any]] = {
     topics.TopicKind.READING: m.Reading,
@@ -169,7 +170,7 @@ class AlertsRole:
                 self.store.close()
 
     def reload_topology(self) -> None:
-        """SIGHUP: load `cfg.topology` again and hand it to the rules (between two batches: the event
+        """SIGHUP: load `cfg.topology` again and hand it to the rules (between two messages: the event
         loop runs this callback, never in the middle of the engine's synchronous work). A file that
         does not load keeps the previous topology."""
         if self.cfg.topology is None:
@@ -219,7 +220,11 @@ class AlertsRole:
         while True:
             batch = await self.subscriber.take(TAKE, None)
             async with self._lock:
-                markers = [self._process(d) for d in batch]
+                markers: list[list[Any] | bytes] = []
+                for start in range(0, len(batch), SLICE):
+                    if start:  # let the writer role (same event loop by default) run in between
+                        await asyncio.sleep(0)
+                    markers += [self._process(d) for d in batch[start : start + SLICE]]
                 changes = [c for found in markers if isinstance(found, list) for c in found]
                 await self.outputs.emit(changes)
                 await self._control(changes)
