@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from protocols import topics
 from protocols.config import Frozen, HttpUrl
@@ -65,9 +65,9 @@ class InfluxSection(Frozen):
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
     password_file: Path | None = Field(default=None, description="read the password from this file")
-    # 2.x / 3.x
-    org: str = ""
-    bucket: str = ""
+    # 2.x / 3.x (and 1.8+'s /api/v2 compatibility: bucket "database/retention-policy", token "user:password")
+    org: str = Field(default="", description="2.x: the organisation; 3.x and 1.8+ ignore it")
+    bucket: str = Field(default="", validate_default=True, description="version 2: where points go")
     token: str | None = Field(default=None, repr=False)
     token_file: Path | None = Field(default=None, description="read the token from this file")
     # batching
@@ -77,6 +77,13 @@ class InfluxSection(Frozen):
     retry_min_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
     create_database: bool = Field(default=True, description="1.x: CREATE DATABASE at start (idempotent)")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_for_v2(cls, bucket: str, info: ValidationInfo) -> str:
+        if info.data.get("version") == 2 and not bucket:
+            raise ValueError("version 2 writes to a bucket: set influx.bucket (3.x: the database name)")
+        return bucket
 
 
 class MetricsSection(Frozen):

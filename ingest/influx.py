@@ -1,11 +1,12 @@
 """InfluxDB writers: line protocol over HTTP, one persistent connection on a dedicated thread.
 
 Layer: ingest I/O. `InfluxV1` speaks the 1.x `/write` API (database, retention policy, user/password;
-Debian's influxd 1.6 in tests and the demo); `InfluxV2` speaks `/api/v2/write` (org, bucket, token;
-InfluxDB 2.x, 3.x and 1.8+ compatibility). Both use `http.client` directly rather than
-influxdb-client's batching WriteApi: we need the exact status and body of every write (to retry on
-429/5xx honouring Retry-After, to dead-letter the precise line a 400 names, and to acknowledge MQTT
-messages only after a 204), which the batching API hides behind its own retry thread.
+Debian's influxd 1.6 in tests and the demo) with `http.client`: influxdb-client only speaks the v2 API,
+which 1.x has from 1.8 on. `InfluxV2` writes to InfluxDB 2.x, 3.x and 1.8+'s compatibility endpoint
+(org, bucket, token) through influxdb-client's *synchronous* WriteApi: its batching WriteApi retries on its
+own thread and would hide what we need, the outcome of every write (retry on 429/5xx honouring
+Retry-After, dead-letter the exact line a 400 names, acknowledge MQTT messages only after a 204). Our
+batching, back-off and bisection are the same for both versions.
 
 `write(lines)` returns the lines the database refused for good, with its reason: on a 400 the batch
 is bisected until each refused line is isolated (the good lines are rewritten; same series + same
@@ -22,6 +23,12 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+from urllib3.exceptions import HTTPError
 
 from .config import InfluxSection
 from .errors import RejectedPoints, RetryableWrite
@@ -85,12 +92,16 @@ class InfluxWriter:
         body = ("\n".join(lines) + "\n").encode()
         headers = {"Content-Type": "text/plain; charset=utf-8", **self.headers()}
         status, body_text, retry_after = self._request("POST", self.write_path(), body, headers)
+        self._outcome(status, _error_text(body_text), retry_after, len(lines))
+
+    def _outcome(self, status: int, reason: str, retry_after: float | None, count: int) -> None:
+        """Return on success; raise RejectedPoints (for good: bisect) or RetryableWrite (later)."""
         if status in (200, 204):
             return
-        reason = _error_text(body_text) or f"HTTP {status}"
+        reason = reason or f"HTTP {status}"
         if status in {400, 422}:
             raise RejectedPoints(reason)
-        if status == 413 and len(lines) > 1:
+        if status == 413 and count > 1:
             raise RejectedPoints("request too large")  # bisection splits it
         raise RetryableWrite(f"InfluxDB {self.cfg.url}: HTTP {status}: {reason}", retry_after)
 
@@ -152,12 +163,42 @@ class InfluxV1(InfluxWriter):
 
 
 class InfluxV2(InfluxWriter):
-    def write_path(self) -> str:
-        query = {"org": self.cfg.org, "bucket": self.cfg.bucket, "precision": "ms"}
-        return "/api/v2/write?" + urllib.parse.urlencode(query)
+    """influxdb-client's synchronous WriteApi on our writer thread: one request per call, no retries of
+    its own (urllib3 `retries=False`), every outcome mapped like the 1.x writer's."""
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Token {self.cfg.token}"} if self.cfg.token else {}
+    def __init__(self, cfg: InfluxSection) -> None:
+        super().__init__(cfg)
+        self._client = InfluxDBClient(
+            url=cfg.url, token=cfg.token or "", org=cfg.org, timeout=int(cfg.timeout_s * 1000), retries=False
+        )
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write_path(self) -> str:  # what influxdb-client posts to (for messages)
+        return "/api/v2/write"
+
+    def _post_lines(self, lines: Sequence[str]) -> None:
+        try:
+            self._api.write(
+                bucket=self.cfg.bucket,
+                org=self.cfg.org,
+                record="\n".join(lines),
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]  # a str constant
+            )
+        except ApiException as exc:
+            self.requests += 1
+            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+            status = int(exc.status or 0)
+            self._outcome(
+                status, _error_text(body) or str(exc.reason or ""), _retry_after(exc.retry_after), len(lines)
+            )
+            return
+        except (HTTPError, OSError) as exc:  # refused, reset, timed out: nothing was decided
+            raise RetryableWrite(f"InfluxDB {self.cfg.url}: {exc}") from None
+        self.requests += 1
+
+    async def close(self) -> None:
+        await self._call(self._client.close)
+        await super().close()
 
 
 def make_writer(cfg: InfluxSection) -> InfluxWriter:
