@@ -137,10 +137,17 @@ class Mosquitto(_Process):
 
 @dataclass
 class InfluxDB(_Process):
-    """A private influxd 1.x with meta/data/wal under `workdir` and reporting disabled."""
+    """A private influxd 1.x with meta/data/wal under `workdir` and reporting disabled.
+
+    `admin=(user, password)` turns authentication on, as a production influxd has it: `start()` creates
+    that admin user (influxd allows it without credentials while no user exists; a restart finds it
+    there) and every `query()` / `write()` sends its credentials (the `u` / `p` parameters). Without
+    `admin` there is no authentication and the requests carry no credentials.
+    """
 
     database: str = "gridedge"
     rpc_port: int = 0
+    admin: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -153,12 +160,13 @@ class InfluxDB(_Process):
         self.port = self.port or free_port()
         self.rpc_port = self.rpc_port or free_port()
         conf = self.workdir / "influxdb.conf"
-        conf.write_text(_influx_conf(self.workdir, self.port, self.rpc_port))
+        conf.write_text(_influx_conf(self.workdir, self.port, self.rpc_port, auth=self.admin is not None))
         self._spawn([find_binary("influxd", "influxdb"), "-config", str(conf)], "influxd.log")
         assert self.proc is not None
         try:
             _wait_port(self.port, self.proc, self.workdir / "influxd.log", 30)
             self._wait_ping()
+            self._create_admin()
             self.query(f'CREATE DATABASE "{self.database}"', method="POST")
         except ServiceError as exc:
             self.stop()
@@ -176,15 +184,30 @@ class InfluxDB(_Process):
             time.sleep(0.1)
         raise ServiceError("did not answer /ping")
 
+    def _create_admin(self) -> None:
+        """Create the `admin` user with all privileges. influxd accepts this one statement without
+        credentials while it has no user; on a restart (same data) the user exists, our credentials are
+        checked, and the statement changes nothing (same user, password and privileges)."""
+        if self.admin is None:
+            return
+        user, password = (v.replace("\\", "\\\\") for v in self.admin)
+        user, password = user.replace('"', '\\"'), password.replace("'", "\\'")
+        self.query(f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES", method="POST")
+
+    def _credentials(self) -> dict[str, str]:
+        """`admin`'s credentials as influxd's `u` / `p` parameters; none without `admin`."""
+        return {} if self.admin is None else {"u": self.admin[0], "p": self.admin[1]}
+
     def query(self, q: str, *, method: str = "GET", epoch: str = "ms") -> list[dict[str, object]]:
         """Run InfluxQL; return the statement results' series (raises ServiceError on an error)."""
         params = {"q": q, "db": self.database, "epoch": epoch}
         data = None
-        url = f"{self.url}/query"
+        in_url = self._credentials()  # influxd reads u / p from the URL only, never from a form body
         if method == "POST":
             data = urllib.parse.urlencode(params).encode()
         else:
-            url += "?" + urllib.parse.urlencode(params)
+            in_url = params | in_url
+        url = f"{self.url}/query" + (f"?{urllib.parse.urlencode(in_url)}" if in_url else "")
         try:
             with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30) as resp:
                 body = json.loads(resp.read())
@@ -198,7 +221,7 @@ class InfluxDB(_Process):
         return series
 
     def write(self, lines: str, precision: str = "ms") -> None:
-        params = urllib.parse.urlencode({"db": self.database, "precision": precision})
+        params = urllib.parse.urlencode({"db": self.database, "precision": precision, **self._credentials()})
         req = urllib.request.Request(f"{self.url}/write?{params}", data=lines.encode(), method="POST")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -208,7 +231,9 @@ class InfluxDB(_Process):
             raise ServiceError(f"write: HTTP {exc.code}: {exc.read()[:300]!r}") from None
 
 
-def _influx_conf(workdir: Path, port: int, rpc_port: int) -> str:
+def _influx_conf(workdir: Path, port: int, rpc_port: int, *, auth: bool = False) -> str:
+    """influxd's config; `auth` adds `auth-enabled = true` to [http] (otherwise unchanged)."""
+    auth_line = "\n  auth-enabled = true" if auth else ""
     return f"""reporting-disabled = true
 bind-address = "127.0.0.1:{rpc_port}"
 
@@ -234,7 +259,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   enabled = true
   bind-address = "127.0.0.1:{port}"
   log-enabled = false
-  max-body-size = 0
+  max-body-size = 0{auth_line}
 
 [logging]
   level = "warn"
