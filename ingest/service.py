@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field, fields
+from typing import cast
 
 from protocols import messages as m
 from protocols import topics
@@ -36,12 +37,8 @@ TAKE = 1000  # deliveries taken from the subscriber at once
 _TOPIC_CACHE = 100_000  # parsed topics kept (one per device and kind); parse_topic is pure
 _topics: dict[str, topics.Topic] = {}
 
-_MODELS: dict[topics.TopicKind, type[m.Reading] | type[m.Event] | type[m.Health] | type[m.Status]] = {
-    topics.TopicKind.READING: m.Reading,
-    topics.TopicKind.EVENT: m.Event,
-    topics.TopicKind.HEALTH: m.Health,
-    topics.TopicKind.STATUS: m.Status,
-}
+_STORED = (topics.TopicKind.READING, topics.TopicKind.EVENT, topics.TopicKind.HEALTH, topics.TopicKind.STATUS)
+Stored = m.Reading | m.Event | m.Health | m.Status
 
 
 @dataclass
@@ -181,26 +178,16 @@ class Ingest:
         batch.lines += lines
         batch.owners += [index] * len(lines)
 
-    def _decode(self, d: Delivery, now_ms: int) -> m.Message:
+    def _decode(self, d: Delivery, now_ms: int) -> Stored:
         where = _topics.get(d.topic)
         if where is None:
             where = topics.parse_topic(d.topic)  # raises for a topic outside the contract: not cached
             if len(_topics) >= _TOPIC_CACHE:
                 _topics.clear()
             _topics[d.topic] = where
-        model = _MODELS.get(where.kind)
-        if model is None:
+        if where.kind not in _STORED:
             raise ContractError("topic", f"{d.topic}: the ingest does not store {where.kind.value} messages")
-        message: m.Reading | m.Event | m.Health | m.Status = m.decode(
-            model,  # type: ignore[type-var]
-            d.payload,
-            now_ms=now_ms,
-        )
-        if message.gw != where.gw:
-            raise ContractError("$.gw", f"payload gateway {message.gw!r} != topic gateway {where.gw!r}")
-        dev = getattr(message, "dev", "")
-        if where.dev and dev != where.dev:
-            raise ContractError("$.dev", f"payload device {dev!r} != topic device {where.dev!r}")
+        message = cast(Stored, topics.decode_payload(where, d.payload, now_ms=now_ms))
         return message
 
     async def _flush(self, batch: Batch) -> None:

@@ -16,9 +16,12 @@ Layer: pure contract (protocols). See the topic table in docs/mqtt-contract.md.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
+from . import messages as m
 from .errors import ContractError
 from .messages import check_id
 
@@ -135,3 +138,36 @@ def _check_topic_id(name: str, value: str, topic: str) -> None:
         check_id(f"$.{name}", value)
     except ContractError as exc:
         raise ContractError("topic", f"{topic!r}: {name} {exc.reason}") from None
+
+
+# The payload model each topic kind carries (billing payloads are free JSON objects: none).
+MODELS: Final[Mapping[TopicKind, type[m.Message]]] = MappingProxyType(
+    {
+        TopicKind.STATUS: m.Status,
+        TopicKind.READING: m.Reading,
+        TopicKind.EVENT: m.Event,
+        TopicKind.HEALTH: m.Health,
+        TopicKind.CMD: m.Command,
+        TopicKind.CMD_RESULT: m.CommandResult,
+        TopicKind.ALERT: m.Alert,
+        TopicKind.DEADLETTER: m.DeadLetter,
+    }
+)
+
+
+def decode_payload(where: Topic, payload: bytes, *, now_ms: int | None = None) -> m.Message:
+    """`payload` as the model its topic carries; ContractError when it is not one, or when its `gw` /
+    `dev` disagree with the topic's (a gateway speaks only for itself and its own devices)."""
+    model = MODELS.get(where.kind)
+    if model is None:
+        raise ContractError("topic", f"{where.kind.value} topics carry no contract model")
+    message: m.Message = m.decode(model, payload, now_ms=now_ms)  # type: ignore[type-var]  # any of M
+    if where.gw and getattr(message, "gw", "") != where.gw:
+        raise ContractError(
+            "$.gw", f"payload gateway {getattr(message, 'gw', '')!r} != topic gateway {where.gw!r}"
+        )
+    if where.dev and getattr(message, "dev", "") != where.dev:
+        raise ContractError(
+            "$.dev", f"payload device {getattr(message, 'dev', '')!r} != topic device {where.dev!r}"
+        )
+    return message

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from protocols import messages as m
 from protocols import topics
 from protocols.errors import ContractError
 
@@ -48,14 +47,7 @@ log = logging.getLogger("ingest.alerts")
 TAKE = 1000
 SLICE = 100  # messages evaluated in one stretch of the event loop (~5-10 ms on a Pi-class core)
 
-_MODELS: dict[topics.TopicKind, type[Any]] = {
-    topics.TopicKind.READING: m.Reading,
-    topics.TopicKind.EVENT: m.Event,
-    topics.TopicKind.HEALTH: m.Health,
-    topics.TopicKind.STATUS: m.Status,
-    topics.TopicKind.CMD: m.Command,
-    topics.TopicKind.CMD_RESULT: m.CommandResult,
-}
+_READ = frozenset(topics.MODELS) - {topics.TopicKind.ALERT, topics.TopicKind.DEADLETTER}
 
 
 @dataclass
@@ -76,15 +68,9 @@ def decode(topic: str, payload: bytes) -> Inbound:
         if not isinstance(data, dict):
             raise ContractError("$", "a billing payload must be a JSON object")
         return Inbound(topic, "", "", data)
-    model = _MODELS.get(where.kind)
-    if model is None:
+    if where.kind not in _READ:
         raise ContractError("topic", f"{topic}: the alert engine does not read {where.kind.value} messages")
-    message = m.decode(model, payload)
-    if message.gw != where.gw:
-        raise ContractError("$.gw", f"payload gateway {message.gw!r} != topic gateway {where.gw!r}")
-    dev = getattr(message, "dev", "")
-    if where.dev and dev != where.dev:
-        raise ContractError("$.dev", f"payload device {dev!r} != topic device {where.dev!r}")
+    message = topics.decode_payload(where, payload)
     return Inbound(topic, where.gw, where.dev, message)
 
 
