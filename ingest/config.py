@@ -76,7 +76,10 @@ class InfluxSection(Frozen):
     timeout_s: float = Field(default=10.0, gt=0)
     retry_min_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
-    create_database: bool = Field(default=True, description="1.x: CREATE DATABASE at start (idempotent)")
+    create_database: bool = Field(
+        default=True,
+        description="1.x: CREATE DATABASE at start (idempotent; a user who is not an admin: warned, skipped)",
+    )
 
     @field_validator("bucket")
     @classmethod

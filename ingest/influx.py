@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 
 class InfluxWriter:
+    CREDENTIALS = "influx.username / influx.password"  # named when the database refuses them
+
     def __init__(self, cfg: InfluxSection) -> None:
         self.cfg = cfg
         url = urllib.parse.urlsplit(cfg.url)  # checked by the config model (InfluxSection.url)
@@ -103,6 +105,8 @@ class InfluxWriter:
             raise RejectedPoints(reason)
         if status == 413 and count > 1:
             raise RejectedPoints("request too large")  # bisection splits it
+        if status in (401, 403):  # retried (the messages stay in the broker) until the credentials are fixed
+            reason += f" (check {self.CREDENTIALS})"
         raise RetryableWrite(f"InfluxDB {self.cfg.url}: HTTP {status}: {reason}", retry_after)
 
     def _request(
@@ -147,7 +151,9 @@ class InfluxV1(InfluxWriter):
         token = base64.b64encode(f"{self.cfg.username}:{self.cfg.password or ''}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
-    async def create_database(self) -> None:
+    async def create_database(self) -> bool:
+        """CREATE DATABASE (idempotent); False when the user may not (403: not an admin, which a
+        least-privilege writer is not): the database is then expected to exist already."""
         q = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.cfg.database}"'})
         status, text, _ = await self._call(
             self._request,
@@ -156,15 +162,21 @@ class InfluxV1(InfluxWriter):
             b"",
             {"Content-Type": "application/x-www-form-urlencoded", **self.headers()},
         )
+        if status == 403:
+            return False
         if status != 200:
+            hint = f" (check {self.CREDENTIALS})" if status == 401 else ""
             raise RetryableWrite(
-                f"InfluxDB {self.cfg.url}: CREATE DATABASE: HTTP {status}: {_error_text(text)}"
+                f"InfluxDB {self.cfg.url}: CREATE DATABASE: HTTP {status}: {_error_text(text)}{hint}"
             )
+        return True
 
 
 class InfluxV2(InfluxWriter):
     """influxdb-client's synchronous WriteApi on our writer thread: one request per call, no retries of
     its own (urllib3 `retries=False`), every outcome mapped like the 1.x writer's."""
+
+    CREDENTIALS = "influx.token"
 
     def __init__(self, cfg: InfluxSection) -> None:
         super().__init__(cfg)

@@ -34,6 +34,7 @@ from .topology import Topology
 log = logging.getLogger("ingest")
 
 TAKE = 1000  # deliveries taken from the subscriber at once
+STILL_FAILING_S = 60.0  # while InfluxDB refuses, the warning is repeated this often
 _TOPIC_CACHE = 100_000  # parsed topics kept (one per device and kind); parse_topic is pure
 _topics: dict[str, topics.Topic] = {}
 
@@ -119,7 +120,13 @@ class Ingest:
         delay = self.cfg.influx.retry_min_s
         while not stop.is_set():
             try:
-                await self.writer.create_database()
+                if not await self.writer.create_database():
+                    log.warning(
+                        "influx: user %r may not CREATE DATABASE (not an admin): writing to %r as it is "
+                        "(set influx.create_database: false to skip this)",
+                        self.cfg.influx.username,
+                        self.cfg.influx.database,
+                    )
                 return
             except RetryableWrite as exc:
                 log.warning("influx: %s; retrying in %.1f s", exc, delay)
@@ -221,8 +228,11 @@ class Ingest:
         self.stats.redelivered_unacked += len(batch.deliveries) - acked
 
     async def _write(self, lines: list[str]) -> list[tuple[str, str]]:
+        """Write until the database has decided every line; a failure is said at once and again every
+        STILL_FAILING_S while it lasts (a wrong password or retention policy never heals by itself)."""
         delay = self.cfg.influx.retry_min_s
-        first = True
+        failing_since: float | None = None
+        said = 0.0
         while True:
             try:
                 rejected = await self.writer.write(lines)
@@ -232,8 +242,18 @@ class Ingest:
                 wait = (
                     exc.retry_after_s if exc.retry_after_s is not None else random.uniform(delay / 2, delay)
                 )
-                (log.warning if first else log.debug)("influx: %s; retrying in %.1f s", exc, wait)
-                first = False
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = said = now
+                    log.warning("influx: %s; retrying in %.1f s", exc, wait)
+                elif now - said >= STILL_FAILING_S:
+                    said = now
+                    log.warning(
+                        "influx: still failing after %.0f s (%d points waiting, the messages stay in the "
+                        "broker): %s", now - failing_since, len(lines), exc,
+                    )  # fmt: skip
+                else:
+                    log.debug("influx: %s; retrying in %.1f s", exc, wait)
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.cfg.influx.retry_max_s)
                 continue

@@ -5,7 +5,9 @@ authentication on, the right credentials store, while a wrong password (401) or 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from gridedge.services import InfluxDB
+from gridedge.services import InfluxDB, Mosquitto
 from ingest.config import InfluxSection
 from ingest.errors import RetryableWrite
 from ingest.influx import InfluxV1, InfluxWriter, make_writer
-from tests.ingest.helpers import T0, count
+from tests.ingest.helpers import T0, StreamPublisher, count, ingest_config, running, stream, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +133,10 @@ async def test_bad_credentials_store_nothing_and_raise_retryable_401(
         with pytest.raises(RetryableWrite) as caught:
             await w.write(now_lines(5))
     message = str(caught.value)
-    assert message == f"InfluxDB {secured.url}: HTTP 401: {influxd_says}"
+    assert (
+        message
+        == f"InfluxDB {secured.url}: HTTP 401: {influxd_says} (check influx.username / influx.password)"
+    )
     assert "not-the-password" not in message
     assert count(secured) == 0
 
@@ -143,7 +148,7 @@ async def test_a_read_only_user_stores_nothing_and_raises_retryable_403(secured:
             await w.write(now_lines(5))
     assert str(caught.value) == (
         f'InfluxDB {secured.url}: HTTP 403: "reader" user is not authorized to write to database '
-        f'"{secured.database}"'
+        f'"{secured.database}" (check influx.username / influx.password)'
     )
     assert count(secured) == 0
 
@@ -152,8 +157,8 @@ async def test_create_database_with_credentials(secured: InfluxDB) -> None:
     fresh = InfluxDB(secured.workdir, port=secured.port, database=f"t_{uuid.uuid4().hex[:12]}", admin=ADMIN)
     async with writer(fresh, username=ADMIN[0], password=ADMIN[1]) as w:
         assert isinstance(w, InfluxV1)
-        await w.create_database()
-        await w.create_database()  # idempotent: the ingest runs it at every start
+        assert await w.create_database()
+        assert await w.create_database()  # idempotent: the ingest runs it at every start
         assert await w.write(now_lines(3)) == []
     [databases] = secured.query("SHOW DATABASES")
     assert [fresh.database] in databases["values"]  # type: ignore[operator]
@@ -161,12 +166,32 @@ async def test_create_database_with_credentials(secured: InfluxDB) -> None:
 
 
 async def test_create_database_needs_an_admin(secured: InfluxDB) -> None:
-    """A WRITE-only user (enough for the points) may not CREATE DATABASE: 403, retryable."""
+    """A WRITE-only user (enough for the points) may not CREATE DATABASE: 403, said as False (the
+    ingest then writes to the database as it is instead of retrying forever)."""
     add_user(secured, "ingest", "ingest-pw", "WRITE")
     name = f"t_{uuid.uuid4().hex[:12]}"
     async with writer(secured, database=name, username="ingest", password="ingest-pw") as w:
         assert isinstance(w, InfluxV1)
-        with pytest.raises(RetryableWrite, match=r"CREATE DATABASE: HTTP 403: .*requires admin privilege"):
-            await w.create_database()
+        assert await w.create_database() is False
     [databases] = secured.query("SHOW DATABASES")
     assert [name] not in databases["values"]  # type: ignore[operator]
+
+
+async def test_an_ingest_with_a_least_privilege_user_starts_and_stores(
+    secured: InfluxDB, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """create_database is on by default; a WRITE-only user cannot CREATE DATABASE. The ingest says so
+    once and consumes (it used to retry CREATE DATABASE forever and never subscribe)."""
+    add_user(secured, "ingest", "ingest-pw", "WRITE")
+    cfg = ingest_config(mosquitto.port, secured.url, secured.database)
+    influx = cfg.influx.model_copy(update={"username": "ingest", "password": "ingest-pw"})
+    caplog.set_level(logging.WARNING, logger="ingest")
+    async with running(cfg.model_copy(update={"influx": influx})) as ingest:
+        pub = StreamPublisher(mosquitto.port)
+        try:
+            await asyncio.to_thread(pub.publish_all, list(stream(devices=5, per_device=20)))
+        finally:
+            pub.close()
+        await wait_until(lambda: ingest.stats.acked >= 100, 20)
+    assert count(secured) == 100
+    assert "may not CREATE DATABASE" in caplog.text and "influx.create_database: false" in caplog.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ingest import service
 from ingest.config import InfluxSection, IngestConfig
 from ingest.influx import InfluxV1, InfluxV2, InfluxWriter, make_writer
 from ingest.service import Ingest
@@ -171,3 +173,22 @@ async def test_the_ingest_dead_letters_a_refused_point_and_stores_the_rest(
 def test_version_2_without_a_bucket_is_a_config_error_naming_the_field() -> None:
     with pytest.raises(Exception, match=r"influx\.bucket"):
         load_model(IngestConfig, '{"influx": {"version": 2, "org": "acme"}}', source="i.yaml", environ={})
+
+
+async def test_a_lasting_failure_is_said_again_while_it_lasts(
+    influxdb: Any, front: InfluxFront, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first failure is a warning, then one again every STILL_FAILING_S (a wrong password never
+    heals by itself and must not go quiet after one line), and the recovery is said too."""
+    monkeypatch.setattr(service, "STILL_FAILING_S", 0.25)
+    front.answers.extend([(503, {"Retry-After": "0.1"}, b"overloaded")] * 8)
+    caplog.set_level(logging.DEBUG, logger="ingest")
+    ingest = Ingest(IngestConfig(influx=section(1, influxdb, front)))
+    try:
+        assert await ingest._write(lines(3)) == []
+    finally:
+        await ingest.writer.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "retrying in 0.1 s" in warnings[0]
+    assert 2 <= sum("still failing after" in w for w in warnings) <= 4, warnings
+    assert warnings[-1] == "influx: writing again" and count(influxdb) == 3
