@@ -210,6 +210,28 @@ def _parse_publish(buf: bytes | bytearray, start: int, end: int, qos: int) -> tu
 _FAST_PATH = all(hasattr(mqtt.Client, name) for name in ("_sock_recv", "_packet_queue", "_handle_publish"))
 
 
+def configure(client: mqtt.Client, cfg: MqttSection) -> None:
+    """What every ingest MQTT client shares: reconnect back-off, credentials, TLS."""
+    client.reconnect_delay_set(1, 30)
+    if cfg.username is not None:
+        client.username_pw_set(cfg.username, cfg.secret())
+    if cfg.tls_ca_file is not None:
+        client.tls_set_context(ssl.create_default_context(cafile=str(cfg.tls_ca_file)))
+
+
+async def publish_confirmed(
+    client: mqtt.Client, topic: str, payload: bytes, *, retain: bool, timeout: float
+) -> bool:
+    """QoS 1 publish; True once the broker acknowledged it, False when unconfirmed within `timeout`
+    (paho keeps it and resends it after a reconnect)."""
+    info = client.publish(topic, payload, qos=1, retain=retain)
+    try:
+        await asyncio.to_thread(info.wait_for_publish, timeout)
+    except (ValueError, RuntimeError):
+        return False
+    return info.is_published()
+
+
 class Delivery(NamedTuple):  # a tuple: built once per message on the network thread, cheaply
     generation: int  # connection the message came on
     mid: int
@@ -243,11 +265,7 @@ class Subscriber:
         self._client.on_message = self._on_message
         if isinstance(self._client, _BufferedClient):
             self._client.sink = self._deliver
-        self._client.reconnect_delay_set(1, 30)
-        if cfg.username is not None:
-            self._client.username_pw_set(cfg.username, cfg.secret())
-        if cfg.tls_ca_file is not None:
-            self._client.tls_set_context(ssl.create_default_context(cafile=str(cfg.tls_ca_file)))
+        configure(self._client, cfg)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -298,12 +316,7 @@ class Subscriber:
 
     async def publish(self, topic: str, payload: bytes, timeout: float = 10.0) -> bool:
         """QoS 1 publish (dead letters); True once the broker acknowledged it."""
-        info = self._client.publish(topic, payload, qos=1)
-        try:
-            await asyncio.to_thread(info.wait_for_publish, timeout)
-        except (ValueError, RuntimeError):
-            return False
-        return info.is_published()
+        return await publish_confirmed(self._client, topic, payload, retain=False, timeout=timeout)
 
     # ---- paho thread ------------------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ import contextlib
 import json
 import logging
 import random
-import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from ..config import MqttSection
 from ..errors import RetryableWrite
 from ..influx import InfluxWriter
 from ..lineproto import point
+from ..subscriber import configure, publish_confirmed
 from .config import WebhookSection
 from .engine import Change
 from .model import Alert, AlertState
@@ -113,11 +113,7 @@ class Publisher:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        self._client.reconnect_delay_set(1, 30)
-        if cfg.username is not None:
-            self._client.username_pw_set(cfg.username, cfg.secret())
-        if cfg.tls_ca_file is not None:
-            self._client.tls_set_context(ssl.create_default_context(cafile=str(cfg.tls_ca_file)))
+        configure(self._client, cfg)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -130,12 +126,7 @@ class Publisher:
 
     async def publish(self, topic: str, data: bytes, *, retain: bool, timeout: float = 10.0) -> bool:
         """True once the broker acknowledged; False when unconfirmed (paho still resends it)."""
-        info = self._client.publish(topic, data, qos=1, retain=retain)
-        try:
-            await asyncio.to_thread(info.wait_for_publish, timeout)
-        except (ValueError, RuntimeError):
-            return False
-        return info.is_published()
+        return await publish_confirmed(self._client, topic, data, retain=retain, timeout=timeout)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, p: object
