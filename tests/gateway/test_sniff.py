@@ -47,9 +47,12 @@ def test_sniff_prints_what_passes_on_the_line(pty_pair) -> None:
             "--json",
         ],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # let it open the port
+    assert proc.stderr is not None
+    # said once the port is open (a fixed 1.5 s sleep was too short on a loaded 2-core machine)
+    assert "listening on" in proc.stderr.readline()
     item = lookup("voltage_a_v")
     os.write(pty_pair.master_fd, read_request("000000000003", item.di).encode(4))
     time.sleep(0.3)
