@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -251,6 +251,8 @@ class Subscriber:
         self._wake_lock = threading.Lock()
         self.generation = 0
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker acknowledged our filters on this connection
+        self._filters_mid: int | None = None
         self.broker_dropped: int | None = None
         self.acks = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -263,6 +265,7 @@ class Subscriber:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         if isinstance(self._client, _BufferedClient):
             self._client.sink = self._deliver
         configure(self._client, cfg)
@@ -334,8 +337,22 @@ class Subscriber:
             self.cfg.port,
             getattr(flags, "session_present", "?"),
         )
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.cfg.filters()])
+        _, self._filters_mid = client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.cfg.filters()])
         client.subscribe(SYS_DROPPED, options=SubscribeOptions(qos=0))
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[Any], props: object
+    ) -> None:
+        if mid != self._filters_mid:
+            return
+        filters = self.cfg.filters()
+        refused = [(f, rc) for f, rc in zip(filters, reason_codes, strict=False) if rc.is_failure]
+        for topic_filter, rc in refused:  # an ACL that does not grant the filter: nothing would arrive
+            log.error(
+                "mqtt: %s:%d refused the subscription %s: %s", self.cfg.host, self.cfg.port, topic_filter, rc
+            )
+        log.info("mqtt: subscribed to %d of %d filter(s)", len(filters) - len(refused), len(filters))
+        self.subscribed.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         # paho retries on its own thread; without this a refused TLS handshake would be silent
@@ -352,6 +369,7 @@ class Subscriber:
         if self.connected.is_set():
             log.warning("mqtt: disconnected from %s:%d: %s", self.cfg.host, self.cfg.port, rc)
         self.connected.clear()
+        self.subscribed.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._deliver([(msg.topic, msg.mid, msg.qos, bytes(msg.payload))])

@@ -98,8 +98,7 @@ async def running(cfg: IngestConfig) -> AsyncIterator[Ingest]:
     stop = asyncio.Event()
     task = asyncio.create_task(ingest.run(stop), name="test:ingest")
     try:
-        await wait_until(ingest.subscriber.connected.is_set, 10)
-        await asyncio.sleep(0.3)  # subscriptions are sent right after CONNACK
+        await wait_until(ingest.subscriber.subscribed.is_set, 10)  # SUBACK: nothing published now is missed
         yield ingest
     finally:
         stop.set()

@@ -91,8 +91,7 @@ async def test_sighup_reloads_the_topology_and_prometheus_serves_the_metrics(
         stderr=log.open("w"),
     )
     try:
-        await wait_until(lambda: "connected to" in log.read_text(), 20)
-        await asyncio.sleep(0.5)  # SUBSCRIBE follows CONNACK
+        await wait_until(lambda: "subscribed to 4 of 4 filter(s)" in log.read_text(), 20)
         await asyncio.to_thread(_publish, mosquitto.port, TOPIC, reading("gw-1", "m0001", 1, T0))
         assert await _stored_area(influxdb, T0) == "area-old"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import paho.mqtt.client as mqtt
@@ -14,6 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from bench.mqtt_load import Blaster, publish_packets
 from gridedge.services import InfluxDB, Mosquitto
@@ -28,8 +30,7 @@ pytestmark = pytest.mark.integration
 
 async def connected(sub: Subscriber) -> None:
     for _ in range(100):
-        if sub.connected.is_set():
-            await asyncio.sleep(0.3)  # the SUBSCRIBE is on its way
+        if sub.subscribed.is_set():  # the broker acknowledged the SUBSCRIBE
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the subscriber did not connect")
@@ -117,3 +118,25 @@ async def test_a_dead_network_thread_stops_the_ingest(mosquitto: Mosquitto, infl
             await task
     assert caught.group_contains(SubscribeError, match="network thread died")
     assert time.monotonic() - started < 5
+
+
+def test_a_refused_subscription_is_reported_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    """Mosquitto grants every SUBSCRIBE and applies its ACL when it delivers, so this cannot be provoked
+    on the test broker; EMQX, HiveMQ and VerneMQ answer a filter their ACL does not grant with SUBACK
+    reason 0x87. The SUBACK callback of our filters, as paho calls it, must say which filter."""
+    cfg = MqttSection(topics=["gridedge/v1/+/+/reading", "gridedge/v1/+/+/cmd"])
+    sub = Subscriber(cfg)
+    sub._filters_mid = 7
+    granted, refused = (
+        ReasonCode(PacketTypes.SUBACK, identifier=1),
+        ReasonCode(PacketTypes.SUBACK, identifier=0x87),
+    )
+    caplog.set_level(logging.INFO, logger="ingest")
+    sub._on_subscribe(sub._client, None, 8, [refused], None)  # the $SYS subscription: not ours to judge
+    assert not sub.subscribed.is_set() and not caplog.records
+    sub._on_subscribe(sub._client, None, 7, [granted, refused], None)
+    assert sub.subscribed.is_set()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        "mqtt: localhost:1883 refused the subscription gridedge/v1/+/+/cmd: Not authorized"
+    ]
+    assert "subscribed to 1 of 2 filter(s)" in caplog.text
