@@ -11,8 +11,10 @@ RUNS = [
     ["bus_efficiency.py", "--meters", "8", "--seconds", "30"],
     ["ingest_throughput.py", "--readings", "100000", "--per-message", "1"],
     ["ingest_throughput.py", "--readings", "100000", "--per-message", "10"],
-    ["ingest_latency.py", "--rate", "1500", "--seconds", "20", "--writers", "1"],
-    ["ingest_latency.py", "--rate", "1500", "--seconds", "20", "--writers", "2"],
+    ["ingest_latency.py", "--rate", "11000", "--seconds", "10", "--writers", "1"],
+    ["ingest_latency.py", "--rate", "11000", "--seconds", "10", "--writers", "2"],
+    ["ingest_latency.py", "--rate", "11000", "--seconds", "10", "--role", "all"],
+    ["alerts_throughput.py", "--readings", "40000", "--accounts", "all"],
     ["gateway_footprint.py", "--seconds", "180"],
 ]
 

@@ -38,6 +38,7 @@ from .config import AlertsSection, FlapSection
 from .model import (
     Alert,
     AlertState,
+    Flushes,
     Inbound,
     Rule,
     RuleContext,
@@ -421,7 +422,11 @@ class Engine:
     # ---- persistence --------------------------------------------------------------------------------
 
     def commit(self, snapshots: bool = True) -> None:
-        """Write what changed (and, with `snapshots`, every rule's state) in one transaction."""
+        """Write what changed (and, with `snapshots`, every rule's state) in one transaction; rules
+        with a store of their own make theirs durable first."""
+        for _, rule in self.rules:
+            if isinstance(rule, Flushes):
+                rule.flush()
         if self.store is None:
             self._dirty = _Dirty()
             return

@@ -19,7 +19,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from protocols import messages as m
 
@@ -206,6 +206,14 @@ class Rule(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
     def restore(self, state: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Flushes(Protocol):
+    """A rule that batches writes to a store of its own (the cost-control ledger): the engine calls
+    `flush()` at every commit, before the alert state is saved and the messages are acknowledged."""
+
+    def flush(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

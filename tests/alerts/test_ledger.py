@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,27 @@ def test_restart_continues_from_the_file(tmp_path: Path) -> None:
 def test_unknown_account_is_refused(ledger: Ledger) -> None:
     with pytest.raises(KeyError):
         ledger.apply_payment("P-1", "nobody", 1.0, T0)
+
+
+def test_charged_registers_are_committed_by_flush_and_other_writers_are_seen(tmp_path: Path) -> None:
+    """Readings are charged in one transaction per engine batch (a commit per reading cost ~0.5 ms);
+    what another process commits (a payment imported from CSV) is seen at once despite the cache."""
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as engine_side:
+        engine_side.upsert_account(Account("A-1", "gw-1", "m1", tariff=1.0, opening=10.0))
+        engine_side.record_sample("gw-1", "m1", _ms(T0), {"energy_import_kwh": 100.0})
+        engine_side.record_sample("gw-1", "m1", _ms(T0 + 60), {"energy_import_kwh": 103.0})
+        assert engine_side.balance("A-1") == pytest.approx(7.0)
+        reader = sqlite3.connect(path)
+        assert reader.execute("SELECT consumed_cny FROM registers").fetchall() == []  # not yet committed
+        engine_side.flush()
+        assert reader.execute("SELECT consumed_cny FROM registers").fetchall() == [(3.0,)]
+        reader.close()
+        with Ledger(path) as importer:
+            assert importer.apply_payment("P-1", "A-1", 5.0, T0)
+            assert importer.upsert_account(Account("A-1", "gw-1", "m1", tariff=2.0))
+        assert engine_side.balance("A-1") == pytest.approx(12.0)  # the cached payment sum was dropped
+        engine_side.record_sample("gw-1", "m1", _ms(T0 + 120), {"energy_import_kwh": 104.0})
+        assert engine_side.balance("A-1") == pytest.approx(10.0)  # the new tariff (2.0), not the cached one
+    with Ledger(path) as after:  # close() committed the last charge
+        assert after.balance("A-1") == pytest.approx(10.0)

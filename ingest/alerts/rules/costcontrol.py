@@ -148,6 +148,10 @@ class CostControlRule:
             signals += self._ladder(acc, balances.get(acc.account, 0.0), now)
         return signals
 
+    def flush(self) -> None:
+        """The registers charged in this batch, durable before the engine acknowledges the readings."""
+        self.ledger.flush()
+
     def snapshot(self) -> dict[str, Any]:
         return {"level": dict(self._level), "reconnect": dict(self._reconnect), "relay": dict(self._relay)}
 

@@ -12,6 +12,7 @@ the timer: a meter is silent when its newest sample is older than its window (in
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -120,7 +121,12 @@ def _num(values: Mapping[str, m.Scalar], key: str) -> float | None:
 
 def _when(ts: float) -> str:
     # a stable wording (no running counters) so a firing alert is not re-published on every sample
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return _minute(int(ts // 60))
+
+
+@functools.lru_cache(maxsize=4096)
+def _minute(minute: int) -> str:  # formatting was ~5 % of the engine's time per reading: remembered
+    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _mins(seconds: float) -> str:

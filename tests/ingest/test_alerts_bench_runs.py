@@ -1,0 +1,27 @@
+"""bench/alerts_throughput.py still runs (a few hundred readings; the figure itself is for `make bench`)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_alert_engine_benchmark_runs_and_evaluates_every_reading() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/alerts_throughput.py", "--readings", "400", "--meters", "20"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^400 readings from 20 meters \(accounts: all\): [\d,]+ readings/s", done.stdout, re.M)
+    assert "0 alert(s) firing" in done.stdout  # realistic readings: the rules' normal path, no storm
