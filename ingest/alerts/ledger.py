@@ -251,6 +251,7 @@ class Ledger:
         regs = {k: float(v) for k, v in values.items() if k in (TOTAL, *TOU) and _is_number(v)}
         if TOTAL not in regs:
             return None
+        self._batch()  # the register is read and written under the write lock: no update is lost
         reg = self._register(acc.account)
         if reg is None:  # the start reading: nothing consumed yet
             self._save_register(acc.account, _Register(ts_ms, regs))
@@ -286,11 +287,16 @@ class Ledger:
 
         return self._cached(("register", account), load)  # shared: never changed, replaced when saved
 
-    def _save_register(self, account: str, reg: _Register) -> None:
-        """Part of the batch `flush()` commits (opened here, with the write lock, if none is open)."""
+    def _batch(self) -> None:
+        """Open the write transaction `flush()` commits, unless it is open: from here until the flush
+        no other process can commit, so what the cache holds stays true."""
         if not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
             self._forget_if_changed()  # a commit that slipped in since the last read
+
+    def _save_register(self, account: str, reg: _Register) -> None:
+        """Part of the batch `flush()` commits."""
+        self._batch()
         self._db.execute(
             "INSERT OR REPLACE INTO registers VALUES (?,?,?,?,?)",
             (account, reg.ts_ms, json.dumps(reg.values), reg.consumed_kwh, reg.consumed_cny),
