@@ -188,7 +188,6 @@ def run_demo(args: argparse.Namespace) -> int:
             "GRIDEDGE_GATEWAY__STATE_DIR": str(workdir / "state"),
             "GRIDEDGE_SPOOL__PATH": str(workdir / "state" / "spool.sqlite3"),
         }
-        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(GATEWAY_YAML)], gateway_env)
         ingest_cfg = DEMO / "ingest.yaml"
         ingest_env = {
             **mqtt,
@@ -204,12 +203,16 @@ def run_demo(args: argparse.Namespace) -> int:
         if billing.returncode != 0:
             raise ServiceError(f"billing import failed: {billing.stderr.strip()}")
         demo.spawn("ingest", ["-v", "ingest", "run", "-c", str(ingest_cfg)], ingest_env)
+        # the ingest's sessions exist from their first SUBSCRIBE on: readings published before would be lost
+        _wait_logged(demo, "ingest", "mqtt: subscribed to", 2)  # the writer and the alert engine
+        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(GATEWAY_YAML)], gateway_env)
         print(f"gateway and ingest running; logs in {workdir}/. Ctrl-C stops everything.")
         print(
             f"send a signed command: gridedge cmd --port {broker.port} --key-file {key_file} "
             "--gw gw-demo-01 --dev 000000000001 --action trip"
         )
-        _wait_connected(demo, {"gateway": 1, "ingest": 2})  # the ingest's writer and alert engine
+        _wait_logged(demo, "gateway", "mqtt: connected to", 1)
+        time.sleep(1.0)  # its command subscription follows the connection
         publisher = Publisher(broker.port, "gw-demo-01", key_file.read_text().splitlines()[0].encode())
         assert demo.procs["sim"].stdout is not None
         sim_control = SimControl(demo.procs["sim"], workdir / "sim.log")
@@ -237,18 +240,16 @@ def run_demo(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _wait_connected(demo: Demo, sessions: dict[str, int], timeout: float = 60.0) -> None:
-    """Until each process has logged its MQTT connections (then its subscriptions exist in the broker:
-    a command or a billing message sent earlier would find no session and be lost)."""
+def _wait_logged(demo: Demo, name: str, marker: str, count: int, timeout: float = 60.0) -> None:
+    """Until process `name` has logged `marker` `count` times (its MQTT connections or subscriptions: a
+    command, billing message or reading sent earlier would find no session and be lost)."""
     deadline = time.monotonic() + timeout
-    for name, count in sessions.items():
-        log = demo.workdir / f"{name}.log"
-        while log.read_text(errors="replace").count("mqtt: connected to") < count:
-            demo.check_alive()
-            if time.monotonic() > deadline:
-                raise ServiceError(f"{name} did not connect to the broker within {timeout:.0f} s: see {log}")
-            time.sleep(0.2)
-    time.sleep(1.0)  # the subscriptions follow the connection
+    log = demo.workdir / f"{name}.log"
+    while log.read_text(errors="replace").count(marker) < count:
+        demo.check_alive()
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{name} did not log {marker!r} within {timeout:.0f} s: see {log}")
+        time.sleep(0.2)
 
 
 def _headless(

@@ -205,6 +205,11 @@ class Rig:
             self.sim.start()
             self.gateway, self.ingest = self._gateway_proc(), self._ingest_proc()
             self.ingest.start()
+            # the ingest's session exists from its first SUBSCRIBE on: a reading published before it
+            # would never reach the ingest (measured: lost when the gateway started faster)
+            self.wait_for(
+                lambda: "mqtt: subscribed to" in self.ingest.log.read_text(), 30, "the ingest's SUBACK"
+            )
             self.gateway.start()
             self.delivering(timeout=30)
         except BaseException:
@@ -298,7 +303,16 @@ class Rig:
         return Proc("gateway", argv, self.workdir / "gateway.log", {})
 
     def _ingest_proc(self) -> Proc:
-        argv = [sys.executable, "-m", "gridedge", "ingest", "run", "-c", str(self.workdir / "ingest.yaml")]
+        argv = [
+            sys.executable,
+            "-m",
+            "gridedge",
+            "-v",
+            "ingest",
+            "run",
+            "-c",
+            str(self.workdir / "ingest.yaml"),
+        ]
         return Proc("ingest", argv, self.workdir / "ingest.log", {})
 
     # ---- waiting -------------------------------------------------------------------------------
