@@ -40,6 +40,7 @@ from .model import (
     AlertState,
     Flushes,
     Inbound,
+    Partitioned,
     Rule,
     RuleContext,
     RuleSet,
@@ -432,10 +433,13 @@ class Engine:
             return
         d, self._dirty = self._dirty, _Dirty()
         rules: dict[str, dict[str, Any]] = {}
+        parts: dict[str, tuple[dict[str, dict[str, Any]], set[str]]] = {}
         if snapshots:
             for key, rule in self.rules:
                 try:
                     rules[key] = rule.snapshot()
+                    if isinstance(rule, Partitioned):
+                        parts[key] = rule.take_changes()
                 except Exception:
                     self.stats.rule_errors += 1
                     log.exception("rule %s: snapshot failed", key)
@@ -445,6 +449,7 @@ class Engine:
             history=[t.to_json() for t in d.history],
             flaps={k: self._flips.get(k, []) for k in d.flaps},
             rules=rules,
+            parts=parts,
         )
 
     def _restore(self, store: Store) -> None:
@@ -463,6 +468,8 @@ class Engine:
                 continue
             try:
                 rule.restore(snap)
+                if isinstance(rule, Partitioned):
+                    rule.restore_parts(state.parts.get(key, {}))
             except Exception:
                 self.stats.rule_errors += 1
                 log.exception("rule %s: restore failed; it starts empty", key)

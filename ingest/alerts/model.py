@@ -209,6 +209,19 @@ class Rule(Protocol):
 
 
 @runtime_checkable
+class Partitioned(Protocol):
+    """A rule whose state is many independent parts (one per meter): at each commit only the parts
+    changed since the last one are written (`take_changes`: changed parts, removed part keys), and at a
+    restart they are handed back (`restore_parts`, after `restore` of its `snapshot()`, which then holds
+    only what is not per part). Measured: the whole reading-rule state of 20,000 meters was 5.6 MB and
+    0.65 s to build, written at every batch."""
+
+    def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]: ...
+
+    def restore_parts(self, parts: Mapping[str, Mapping[str, Any]]) -> None: ...
+
+
+@runtime_checkable
 class Flushes(Protocol):
     """A rule that batches writes to a store of its own (the cost-control ledger): the engine calls
     `flush()` at every commit, before the alert state is saved and the messages are acknowledged."""

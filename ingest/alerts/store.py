@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS flaps (
     rule TEXT NOT NULL, subject TEXT NOT NULL, times TEXT NOT NULL, PRIMARY KEY (rule, subject));
 CREATE TABLE IF NOT EXISTS rule_state (name TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rule_parts (
+    name TEXT NOT NULL, part TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (name, part));
 """
 
 
@@ -71,6 +73,7 @@ class StoredState:
     history: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     flaps: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # rule -> part -> state
 
 
 class Store:
@@ -96,6 +99,8 @@ class Store:
         for rule, subject, times in db.execute("SELECT rule, subject, times FROM flaps"):
             state.flaps[(rule, subject)] = json.loads(times)
         state.rules = {name: json.loads(s) for name, s in db.execute("SELECT name, state FROM rule_state")}
+        for name, part, data in db.execute("SELECT name, part, state FROM rule_parts"):
+            state.parts.setdefault(name, {})[part] = json.loads(data)
         return state
 
     def history(self, limit: int = 100) -> list[Alert]:
@@ -111,6 +116,7 @@ class Store:
         history: Iterable[dict[str, Any]] = (),
         flaps: Mapping[tuple[str, str], list[float]] | None = None,
         rules: Mapping[str, dict[str, Any]] | None = None,
+        parts: Mapping[str, tuple[Mapping[str, dict[str, Any]], Iterable[str]]] | None = None,
     ) -> None:
         db = self._db
         db.execute("BEGIN")
@@ -136,6 +142,14 @@ class Store:
                 "INSERT OR REPLACE INTO rule_state (name, state) VALUES (?, ?)",
                 [(name, json.dumps(snap)) for name, snap in (rules or {}).items()],
             )
+            for name, (changed, gone) in (parts or {}).items():
+                db.executemany(
+                    "DELETE FROM rule_parts WHERE name = ? AND part = ?", [(name, k) for k in gone]
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO rule_parts (name, part, state) VALUES (?, ?, ?)",
+                    [(name, k, json.dumps(v)) for k, v in changed.items()],
+                )
             db.execute(
                 "DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?", (self.history_limit,)
             )

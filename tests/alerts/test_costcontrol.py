@@ -3,6 +3,7 @@ balance divergence of local-cost-control meters, relay misoperation, restart."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -296,9 +297,11 @@ def test_restart_continues_the_reconnection_clock(cfg: CostControlConfig, topolo
     paid_at = T0 + 24 * H
     list(rule.on_message(billing("A-0001", "payment", id="P-1", amount_cny=100.0), paid_at))
     state = rule.snapshot()
+    parts, _ = rule.take_changes()  # what the engine writes: the clock, levels and relays are parts
     rule.ledger.close()
     again = make_rule(cfg, topology)  # a new ledger object on the same file
     again.restore(state)
+    again.restore_parts(json.loads(json.dumps(parts)))
     s = latest(again.on_tick(paid_at + 25 * H), "reconnect_overdue")
     assert s is not None and s.active
     assert again.ledger.balance("A-0001") == pytest.approx(95.0)
@@ -326,3 +329,18 @@ def test_unused_account_class_gets_default_thresholds(cfg: CostControlConfig, to
     s = latest(rule.on_message(meter.reading(T0, energy_import_kwh=1.0), T0), "balance_low")
     assert s is not None and s.active and s.severity is Severity.INFO
     _ = Account  # re-exported type used by the engine's callers
+
+
+def test_state_of_an_earlier_version_is_taken_over(cfg: CostControlConfig, topology: Topology) -> None:
+    """Alert state files written before the rule's state was parts hold it in one snapshot."""
+    rule = make_rule(cfg, topology)
+    old = {
+        "level": {"A-0001": "arrears"},
+        "reconnect": {},
+        "relay": {"gw-1/m1": {"ts": 1.0, "relay": "open"}},
+    }
+    rule.restore(old)
+    rule.restore_parts({})
+    changed, removed = rule.take_changes()
+    assert changed == {"level:A-0001": {"v": "arrears"}, "relay:gw-1/m1": {"v": {"ts": 1.0, "relay": "open"}}}
+    assert not removed

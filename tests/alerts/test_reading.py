@@ -3,6 +3,7 @@ good one; a rule restored from its snapshot carries on."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -262,9 +263,15 @@ def test_snapshot_restore_continues(topology: Topology) -> None:
         feed(rule, reading(T0 + DAY + k * 900, energy_import_kwh=1010.0, power_active_kw=2.0))
     assert last(rule.on_tick(T0 + DAY + 2 * 3600), "missed_reading").active
     state = json.loads(json.dumps(rule.snapshot()))
+    changed, removed = rule.take_changes()
+    parts = json.loads(json.dumps(changed))
+    assert f"{GW}/{HOME}" in parts and not removed  # (and the topology meters watched since the first tick)
+    assert rule.take_changes() == ({}, set())  # written once: nothing changed since
     again = make(topology)
     again.restore(state)
-    assert again.snapshot() == state
+    again.restore_parts(parts)
+    assert again.snapshot() == state and again.take_changes() == ({}, set())  # nothing new to write
+    assert {k: dataclasses.asdict(v) for k, v in again.meters.items()} == parts
     # the stopped clock, the silence and the day history all survived
     got = feed(again, reading(T0 + DAY + 3 * 3600, energy_import_kwh=1010.0, power_active_kw=2.0))
     assert last(got, "register_stopped").active
@@ -275,3 +282,15 @@ def test_snapshot_restore_continues(topology: Topology) -> None:
 
 def days_of_use_from(rule: r.ReadingHealth, at: float, kwh: float) -> Signal:
     return last(feed(rule, reading(at, energy_import_kwh=kwh)), "consumption_swing")
+
+
+def test_state_written_before_meters_were_parts_is_taken_over(topology: Topology) -> None:
+    """An alert state file of an earlier version holds every meter inside the rule's snapshot: restored,
+    and all of it written as parts at the next commit."""
+    rule = make(topology)
+    days_of_use(rule, HOME, [10.0])
+    meters, _ = rule.take_changes()
+    again = make(topology)
+    again.restore({"first_tick": None, "meters": meters})
+    again.restore_parts({})
+    assert again.take_changes() == (meters, set())

@@ -122,6 +122,8 @@ class CostControlRule:
         self._level: dict[str, Level] = {}  # account -> last reported ladder level
         self._reconnect: dict[str, dict[str, Any]] = {}  # account -> {since, payment, closed_at}
         self._relay: dict[str, dict[str, Any]] = {}  # meter subject -> {relay, commanded, since}
+        self._changed: set[tuple[str, str]] = set()  # (kind, key) to write at the next commit
+        self._removed: set[tuple[str, str]] = set()
         self.rejected = 0  # billing payloads refused (each also raised as a ContractError)
 
     def set_topology(self, topology: Topology) -> None:
@@ -153,12 +155,37 @@ class CostControlRule:
         self.ledger.flush()
 
     def snapshot(self) -> dict[str, Any]:
-        return {"level": dict(self._level), "reconnect": dict(self._reconnect), "relay": dict(self._relay)}
+        return {}  # all of it is parts, one per account / meter (take_changes)
+
+    def _tables(self) -> dict[str, dict[str, Any]]:
+        return {"level": self._level, "reconnect": self._reconnect, "relay": self._relay}
+
+    def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        tables = self._tables()
+        changed = {
+            f"{kind}:{key}": {"v": tables[kind][key]} for kind, key in self._changed if key in tables[kind]
+        }
+        removed = {f"{kind}:{key}" for kind, key in self._removed}
+        self._changed, self._removed = set(), set()
+        return changed, removed
 
     def restore(self, state: Mapping[str, Any]) -> None:
+        # state written before it was parts (an earlier version): taken over, written as parts next commit
         self._level = dict(state.get("level", {}))
         self._reconnect = {k: dict(v) for k, v in state.get("reconnect", {}).items()}
         self._relay = {k: dict(v) for k, v in state.get("relay", {}).items()}
+        self._changed = {
+            (kind, key) for kind in ("level", "reconnect", "relay") for key in state.get(kind, {})
+        }
+        self._removed = set()
+
+    def restore_parts(self, parts: Mapping[str, Mapping[str, Any]]) -> None:
+        tables = self._tables()
+        for name, part in parts.items():
+            kind, _, key = name.partition(":")
+            if kind in tables:
+                value = part["v"]
+                tables[kind][key] = dict(value) if isinstance(value, dict) else value
 
     # ---- inputs -----------------------------------------------------------------------------------
 
@@ -203,7 +230,9 @@ class CostControlRule:
             else "ok"
         )  # fmt: skip
         previous = self._level.get(acc.account, "ok")
-        self._level[acc.account] = level
+        if self._level.get(acc.account) != level:
+            self._level[acc.account] = level
+            self._changed.add(("level", acc.account))
         labels = self._labels(acc)
         subject = account_subject(acc.account)
         low = level in ("reminder", "warning")
@@ -227,6 +256,7 @@ class CostControlRule:
         last = self.ledger.last_payment(acc.account)
         since = last[2] if last is not None and last[2] <= now else now
         self._reconnect[acc.account] = {"since": since, "payment": last[0] if last else "", "closed_at": None}
+        self._changed.add(("reconnect", acc.account))
         relay = self._relay.get(meter_subject(acc.gw, acc.dev), {})
         if relay.get("relay") == "closed" and relay.get("ts", 0.0) >= since:
             self._reconnect[acc.account]["closed_at"] = relay["ts"]
@@ -242,6 +272,8 @@ class CostControlRule:
         closed_at = clock["closed_at"]
         if closed_at is not None:
             del self._reconnect[acc.account]
+            self._changed.discard(("reconnect", acc.account))
+            self._removed.add(("reconnect", acc.account))
             taken = float(closed_at) - since
             return [
                 Signal("reconnect_overdue", subject, False, now, Severity.WARNING, taken,
@@ -285,6 +317,7 @@ class CostControlRule:
         if ts < state.get("ts", 0.0):
             return []  # an older sample (spool replay) says nothing about the relay now
         state["ts"] = ts
+        self._changed.add(("relay", subject))
         for key, name in (("relay", "relay"), ("relay_commanded", "commanded")):
             if values.get(key) in ("open", "closed"):
                 state[name] = values[key]
@@ -294,6 +327,7 @@ class CostControlRule:
             clock = self._reconnect.get(acc.account)
             if clock is not None and clock["closed_at"] is None and ts >= float(clock["since"]):
                 clock["closed_at"] = ts
+                self._changed.add(("reconnect", acc.account))
                 signals += self._reconnect_check(acc, now)
         return signals
 

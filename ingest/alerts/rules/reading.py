@@ -149,6 +149,8 @@ class ReadingHealth:
         self.topology = ctx.topology
         self.meters: dict[str, _Meter] = {}
         self.first_tick: float | None = None
+        self._changed: set[str] = set()  # meters to write at the next commit (Partitioned)
+        self._removed: set[str] = set()
         self._recheck = False  # the topology changed: look for newly listed (or dropped) meters
 
     def set_topology(self, topology: Topology) -> None:
@@ -163,6 +165,7 @@ class ReadingHealth:
             return []
         subject = meter_subject(msg.gw, msg.dev)
         meter = self.meters.setdefault(subject, _Meter())
+        self._changed.add(subject)
         labels = self._labels(msg.gw, msg.dev)
         samples = sorted(msg.samples(), key=lambda s: s.ts)
         out = self._arrived(subject, meter, samples, labels)
@@ -176,7 +179,9 @@ class ReadingHealth:
             since = meter.last_ts if meter.last_ts is not None else (meter.expected_since or now)
             window = self._window(subject)
             silent = now - since
-            meter.missing = silent > window
+            if meter.missing != (silent > window):
+                meter.missing = silent > window
+                self._changed.add(subject)
             gw, _, dev = subject.partition("/")
             heard = "ever" if meter.last_ts is None else f"since {_when(since)}"
             out.append(
@@ -207,26 +212,40 @@ class ReadingHealth:
             for (gw, dev), info in self.topology.devices.items()
             if (info.area or info.account) and not info.hall
         }
-        for subject in listed:
-            self.meters.setdefault(subject, _Meter(expected_since=now))
+        for subject in listed - self.meters.keys():
+            self.meters[subject] = _Meter(expected_since=now)
+            self._changed.add(subject)
         gone = [s for s, meter in self.meters.items() if meter.last_ts is None and s not in listed]
         out = []
         for subject in gone:
             del self.meters[subject]
+            self._changed.discard(subject)
+            self._removed.add(subject)
             gw, _, dev = subject.partition("/")
             out.append(self._signal("missed_reading", subject, False, now, self._labels(gw, dev)))
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"first_tick": self.first_tick, "meters": {k: asdict(v) for k, v in self.meters.items()}}
+        return {"first_tick": self.first_tick}  # the meters are parts (take_changes)
+
+    def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        changed = {k: asdict(self.meters[k]) for k in self._changed if k in self.meters}
+        removed, self._changed, self._removed = self._removed, set(), set()
+        return changed, removed
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.first_tick = state.get("first_tick")
+        # state written before the meters were parts held them all here: written as parts next commit
         self.meters = {k: _Meter(**v) for k, v in state.get("meters", {}).items()}
-        for meter in self.meters.values():  # state written before expected_since existed
+        self._changed, self._removed = set(self.meters), set()
+        self._recheck = True  # the topology may have changed while we were stopped
+
+    def restore_parts(self, parts: Mapping[str, Mapping[str, Any]]) -> None:
+        self.meters.update({k: _Meter(**v) for k, v in parts.items()})
+        for subject, meter in self.meters.items():  # state written before expected_since existed
             if meter.last_ts is None and meter.expected_since is None:
                 meter.expected_since = self.first_tick
-        self._recheck = True  # the topology may have changed while we were stopped
+                self._changed.add(subject)
 
     # ---- helpers
 
