@@ -306,7 +306,8 @@ class HallModel:
         elif self.queue:
             customer = self.queue.popleft()
             customer.called_at, customer.counter = self.now, c.number
-            c.state, c.customer, c.recalls, c.last_served = "calling", customer, 0, None
+            # the customer just served may still be at the counter (rating) until the next one walks up
+            c.state, c.customer, c.recalls = "calling", customer, 0
             c.until = self.now + self.rng.uniform(15, 45)
             self._raise(kp, Evt.CALL_NEXT)
 
@@ -316,12 +317,13 @@ class HallModel:
         if customer.leaves_at > (customer.called_at or self.now):  # still in the hall: walks up
             mean = SERVICE_MEAN_S[customer.business]
             c.state, c.until = "serving", self.now + self.rng.lognormvariate(math.log(mean) - 0.125, 0.5)
+            c.last_served = None  # the previous customer has left: the next one is at the counter
         elif c.recalls < self.params.max_recalls:
             c.recalls += 1
             c.until = self.now + self.rng.uniform(20, 40)
             self._raise(kp, Evt.RECALL)
         else:
-            c.state, c.customer = "idle", None
+            c.state, c.customer, c.last_served = "idle", None, None
             self._raise(kp, Evt.GIVE_UP)
 
     def _finish(self, c: CounterState, kp: int) -> None:

@@ -37,7 +37,13 @@ def test_headless_demo_raises_and_resolves_every_scenario_and_feeds_every_panel(
     argv = [sys.executable, "-m", "gridedge", "demo", "--headless", "--duration", "120"]
     argv += ["--workdir", str(tmp_path), "--json-summary", str(summary_path)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=230, check=False)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    if result.returncode != 0:  # the work directory is gone after the run: keep what explains it
+        logs = "".join(
+            f"\n--- {name} (end) ---\n{(tmp_path / name).read_text(errors='replace')[-3000:]}"
+            for name in ("gateway.log", "sim.log", "ingest.log")
+            if (tmp_path / name).exists()
+        )
+        pytest.fail(result.stdout[-6000:] + result.stderr[-3000:] + logs)
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False).stdout
     assert not left.strip(), f"processes left behind: {left}"
     assert "stopped; 0 record(s) kept in the spool" in (tmp_path / "gateway.log").read_text()
