@@ -48,6 +48,7 @@ class InfluxWriter:
     # ---- subclass hooks ---------------------------------------------------------------------------
 
     def write_path(self) -> str:
+        """Where `_post_lines` POSTs (1.x; the 2.x writer posts through influxdb-client instead)."""
         raise NotImplementedError
 
     def headers(self) -> dict[str, str]:
@@ -182,9 +183,6 @@ class InfluxV2(InfluxWriter):
             url=cfg.url, token=cfg.token or "", org=cfg.org, timeout=int(cfg.timeout_s * 1000), retries=False
         )
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
-
-    def write_path(self) -> str:  # what influxdb-client posts to (for messages)
-        return "/api/v2/write"
 
     def _post_lines(self, lines: Sequence[str]) -> None:
         from influxdb_client.domain.write_precision import WritePrecision

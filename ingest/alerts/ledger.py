@@ -295,8 +295,7 @@ class Ledger:
             self._forget_if_changed()  # a commit that slipped in since the last read
 
     def _save_register(self, account: str, reg: _Register) -> None:
-        """Part of the batch `flush()` commits."""
-        self._batch()
+        """Part of the batch `flush()` commits (record_sample opened it before reading the register)."""
         self._db.execute(
             "INSERT OR REPLACE INTO registers VALUES (?,?,?,?,?)",
             (account, reg.ts_ms, json.dumps(reg.values), reg.consumed_kwh, reg.consumed_cny),
