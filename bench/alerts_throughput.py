@@ -108,14 +108,8 @@ def main() -> None:
     p.add_argument("--accounts", choices=("all", "none"), default="all")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gridedge-alerts-bench-"))
-    broker, db = Mosquitto(tmp / "mosquitto"), InfluxDB(tmp / "influxd", database="alerts")
-    broker.start()
-    db.start()
-    try:
+    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxd", database="alerts") as db:
         asyncio.run(run(args, tmp, broker, db))
-    finally:
-        db.stop()
-        broker.stop()
 
 
 if __name__ == "__main__":

@@ -50,98 +50,109 @@ def main() -> None:
     p.add_argument("--role", choices=("writer", "all"), default="writer")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gridedge-latency-"))
-    broker, db = Mosquitto(tmp / "mosquitto"), InfluxDB(tmp / "influxd", database="lat")
-    broker.start()
-    db.start()
-    writers = []
-    try:
-        for w in range(args.writers):
-            doc = {
-                "mqtt": {
-                    "host": "127.0.0.1",
-                    "port": broker.port,
-                    "client_id": f"lat-writer-{w}",
-                    "max_unacked": 10000,  # as examples/ingest.yaml
-                    **({"shared_group": "lat"} if args.writers > 1 else {}),
-                },
-                "influx": {"url": db.url, "database": "lat", "batch_points": 5000, "flush_interval_s": 0.1},
-                "alerts": {"state_path": str(tmp / f"alerts-{w}.sqlite")},
-            }
-            cfg = tmp / f"ingest-{w}.json"
-            cfg.write_text(json.dumps(doc))  # JSON is YAML
-            writers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gridedge", "ingest", "run", "-c", str(cfg), "--role", args.role],
-                    cwd=ROOT,
-                    stderr=(tmp / f"ingest-{w}.log").open("w"),
+    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxd", database="lat") as db:
+        writers = []
+        try:
+            for w in range(args.writers):
+                doc = {
+                    "mqtt": {
+                        "host": "127.0.0.1",
+                        "port": broker.port,
+                        "client_id": f"lat-writer-{w}",
+                        "max_unacked": 10000,  # as examples/ingest.yaml
+                        **({"shared_group": "lat"} if args.writers > 1 else {}),
+                    },
+                    "influx": {
+                        "url": db.url,
+                        "database": "lat",
+                        "batch_points": 5000,
+                        "flush_interval_s": 0.1,
+                    },
+                    "alerts": {"state_path": str(tmp / f"alerts-{w}.sqlite")},
+                }
+                cfg = tmp / f"ingest-{w}.json"
+                cfg.write_text(json.dumps(doc))  # JSON is YAML
+                writers.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "gridedge",
+                            "ingest",
+                            "run",
+                            "-c",
+                            str(cfg),
+                            "--role",
+                            args.role,
+                        ],
+                        cwd=ROOT,
+                        stderr=(tmp / f"ingest-{w}.log").open("w"),
+                    )
                 )
+            total = int(args.rate * args.seconds)
+            base = int(time.time() * 1000)
+            stream = []  # encoded before the clock starts: the load generator must not load the machine
+            for i in range(total):
+                dev, ts = f"m{i % 200:04d}", base + (i // 200) * 1000
+                packet = publish_packet(
+                    f"gridedge/v1/gw-lat/{dev}/reading", payload(dev, i + 1, ts), i % 65535 + 1
+                )
+                stream.append((dev, ts, packet))
+            time.sleep(3)
+            pub = Blaster(broker.port, "lat-pub")
+            latencies: list[float] = []
+            wanted: queue.Queue[tuple[str, int, float] | None] = queue.Queue(maxsize=1)
+
+            def prober() -> None:
+                while (item := wanted.get()) is not None:
+                    dev, ts, sent = item
+                    q = f'SELECT count("voltage_a_v") FROM "meter" WHERE "dev" = \'{dev}\' AND time = {ts}ms'
+                    deadline = sent + 30
+                    while time.monotonic() < deadline:
+                        if db.query(q):
+                            latencies.append(time.monotonic() - sent)
+                            break
+                        time.sleep(0.01)
+
+            probing = threading.Thread(target=prober, name="prober", daemon=True)
+            probing.start()
+
+            # every 5 ms, whatever is due by then goes out in one write
+            t0 = time.monotonic()
+            i = 0
+            while i < total:
+                due = min(total, int((time.monotonic() - t0) * args.rate) + 1)
+                if due > i:
+                    pub.send([packet for _, _, packet in stream[i:due]])
+                    sent = time.monotonic()
+                    dev, ts, _ = stream[due - 1]
+                    if wanted.empty():
+                        with contextlib.suppress(queue.Full):
+                            wanted.put_nowait((dev, ts, sent))
+                    i = due
+                time.sleep(0.005)
+            achieved = total / (time.monotonic() - t0)
+            wanted.put(None)
+            probing.join(35)
+            pub.wait_acked(total)
+            pub.close()
+            time.sleep(1)
+            series = db.query('SELECT count("voltage_a_v") FROM "meter"')
+            stored = int(series[0]["values"][0][1]) if series else 0
+            q = statistics.quantiles(latencies, n=100)
+            print(
+                f"{args.writers} writer(s) (--role {args.role}), {achieved:.0f} readings/s offered "
+                f"for {args.seconds:.0f} s, {stored}/{total} stored"
             )
-        total = int(args.rate * args.seconds)
-        base = int(time.time() * 1000)
-        stream = []  # encoded before the clock starts: the load generator must not load the machine
-        for i in range(total):
-            dev, ts = f"m{i % 200:04d}", base + (i // 200) * 1000
-            packet = publish_packet(
-                f"gridedge/v1/gw-lat/{dev}/reading", payload(dev, i + 1, ts), i % 65535 + 1
+            print(
+                f"publish -> queryable over {len(latencies)} probes: p50 {q[49] * 1000:.0f} ms, "
+                f"p90 {q[89] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
+                "(goal p99 < 1 s)"
             )
-            stream.append((dev, ts, packet))
-        time.sleep(3)
-        pub = Blaster(broker.port, "lat-pub")
-        latencies: list[float] = []
-        wanted: queue.Queue[tuple[str, int, float] | None] = queue.Queue(maxsize=1)
-
-        def prober() -> None:
-            while (item := wanted.get()) is not None:
-                dev, ts, sent = item
-                q = f'SELECT count("voltage_a_v") FROM "meter" WHERE "dev" = \'{dev}\' AND time = {ts}ms'
-                deadline = sent + 30
-                while time.monotonic() < deadline:
-                    if db.query(q):
-                        latencies.append(time.monotonic() - sent)
-                        break
-                    time.sleep(0.01)
-
-        probing = threading.Thread(target=prober, name="prober", daemon=True)
-        probing.start()
-
-        # every 5 ms, whatever is due by then goes out in one write
-        t0 = time.monotonic()
-        i = 0
-        while i < total:
-            due = min(total, int((time.monotonic() - t0) * args.rate) + 1)
-            if due > i:
-                pub.send([packet for _, _, packet in stream[i:due]])
-                sent = time.monotonic()
-                dev, ts, _ = stream[due - 1]
-                if wanted.empty():
-                    with contextlib.suppress(queue.Full):
-                        wanted.put_nowait((dev, ts, sent))
-                i = due
-            time.sleep(0.005)
-        achieved = total / (time.monotonic() - t0)
-        wanted.put(None)
-        probing.join(35)
-        pub.wait_acked(total)
-        pub.close()
-        time.sleep(1)
-        series = db.query('SELECT count("voltage_a_v") FROM "meter"')
-        stored = int(series[0]["values"][0][1]) if series else 0
-        q = statistics.quantiles(latencies, n=100)
-        print(
-            f"{args.writers} writer(s) (--role {args.role}), {achieved:.0f} readings/s offered "
-            f"for {args.seconds:.0f} s, {stored}/{total} stored"
-        )
-        print(
-            f"publish -> queryable over {len(latencies)} probes: p50 {q[49] * 1000:.0f} ms, "
-            f"p90 {q[89] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
-            "(goal p99 < 1 s)"
-        )
-    finally:
-        for w in writers:
-            w.terminate()
-            w.wait(20)
-        db.stop()
-        broker.stop()
+        finally:
+            for w in writers:
+                w.terminate()
+                w.wait(20)
 
 
 if __name__ == "__main__":
