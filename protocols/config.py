@@ -1,6 +1,10 @@
 """Config conventions shared by every service: YAML validated by typed pydantic models, with
 environment overrides `GRIDEDGE_<SECTION>__<KEY>` (e.g. GRIDEDGE_MQTT__PORT=1884).
 
+One shell may hold the overrides of several programs (the gateway's spool, the ingest's influx, both
+their mqtt): an override for a section this program's config does not have is ignored (logged once, at
+info level); a wrong key inside a section it has is an error naming the variable.
+
 Layer: protocols: parses text it is given; the caller reads the file and passes `os.environ` (only
 `secret_problems` looks at the disk: the modes of the config and secret files).
 Errors name the file, the line and the field (`gateway.yaml:12: buses[0].baud: ...`).
@@ -8,6 +12,7 @@ Errors name the file, the line and the field (`gateway.yaml:12: buses[0].baud: .
 
 from __future__ import annotations
 
+import logging
 import stat
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -20,6 +25,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from .errors import ConfigError
 
 ENV_PREFIX: Final = "GRIDEDGE_"
+
+log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -74,11 +81,42 @@ def load(model: type[C], text: str, *, source: str, environ: Mapping[str, str] |
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{source}:1: the top level must be a mapping of sections"])
-    overridden = apply_env(data, environ or {})
+    overridden = apply_env(data, _own_sections(model, environ or {}, source))
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, node, source, overridden)) from None
+
+
+def _own_sections(model: type[BaseModel], environ: Mapping[str, str], source: str) -> dict[str, str]:
+    """The overrides of `environ` whose section is a field of `model`; the others belong to another
+    program sharing the shell (the sim has no `mqtt`, the ingest no `spool`) and are only logged."""
+    names = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    own: dict[str, str] = {}
+    ignored: list[str] = []
+    for name, raw in environ.items():
+        path = _env_path(name)
+        if path is None:
+            continue
+        if path[0] in names:
+            own[name] = raw
+        else:
+            ignored.append(name)
+    if ignored:
+        log.info(
+            "%s: ignoring environment override(s) for sections this config does not have: %s",
+            source,
+            ", ".join(sorted(ignored)),
+        )
+    return own
+
+
+def _env_path(name: str) -> tuple[str, ...] | None:
+    """GRIDEDGE_A__B__C -> ("a", "b", "c"); None for a variable that is not an override."""
+    if not name.startswith(ENV_PREFIX) or "__" not in name:
+        return None
+    path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+    return path if all(path) else None
 
 
 def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> set[tuple[str, ...]]:
@@ -86,10 +124,8 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> set[tuple[str
     Returns the paths that were overridden (so errors can say the value came from the environment)."""
     paths: set[tuple[str, ...]] = set()
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
-        if not all(path):
+        path = _env_path(name)
+        if path is None:
             continue
         target = data
         for part in path[:-1]:
@@ -113,7 +149,7 @@ def _describe(
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
         field = _dotted(err["loc"])
-        env_name = _env_origin(loc, env)
+        env_name = _env_origin(loc, env, err["type"])
         if env_name:
             where = f"{source} (from environment {env_name})"
         else:
@@ -122,9 +158,12 @@ def _describe(
     return problems
 
 
-def _env_origin(loc: tuple[str, ...], env: set[tuple[str, ...]]) -> str:
-    for path in env:
-        if loc[: len(path)] == path:
+def _env_origin(loc: tuple[str, ...], env: set[tuple[str, ...]], kind: str) -> str:
+    """The variable behind an error at `loc`: one that set `loc` or a value inside it, or (unless
+    the error is a missing field) one that went through `loc` (GRIDEDGE_MQTT__PORT__X makes
+    `mqtt.port` a mapping)."""
+    for path in sorted(env):
+        if loc[: len(path)] == path or (loc and kind != "missing" and path[: len(loc)] == loc):
             return ENV_PREFIX + "__".join(p.upper() for p in path)
     return ""
 

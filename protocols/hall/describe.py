@@ -7,11 +7,15 @@ Input is one frame, request or reply. A frame with a bad CS, a wrong end byte or
 still decoded and flagged (`cs_ok`, `end_ok`, `l_ok`: false); DATA that does not fit its function is
 reported under `error` with the raw bytes. Only bytes that cannot hold a frame (too short, no
 `FF 68 .. 68`, shorter than L + 7) raise FrameError. The result is JSON-serialisable.
+
+The address is shown as the docs and the health topics speak of it: decimal (`"address": 34`, the
+wire byte beside it as `address_hex`) with its role in the field guide's address plan (`rating pad of
+counter 2`); an identify reply states the device's own kind and counter besides.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ..errors import FrameError, ProtocolError
 from .errors import ERROR_CODES, BadEvent, TruncatedFrame, device_name
@@ -32,6 +36,26 @@ from .messages import (
     parse_request,
 )
 
+# The field guide's address plan (the gateway's and the simulator's defaults): dispenser at 1, the
+# caller keypad of counter k at 1 + k, its rating pad at 32 + k, for counters 1..31.
+DISPENSER: Final = 1
+KEYPAD_BASE: Final = 1
+PAD_BASE: Final = 32
+MAX_COUNTER: Final = 31
+
+
+def role(address: int) -> str:
+    """What the device at `address` is in the default address plan ("keypad of counter 3")."""
+    if address == BROADCAST:
+        return "broadcast"
+    if address == DISPENSER:
+        return "dispenser"
+    if KEYPAD_BASE < address <= KEYPAD_BASE + MAX_COUNTER:
+        return f"keypad of counter {address - KEYPAD_BASE}"
+    if PAD_BASE < address <= PAD_BASE + MAX_COUNTER:
+        return f"rating pad of counter {address - PAD_BASE}"
+    return "outside the default address plan (dispenser 1, keypads 2-32, rating pads 33-63)"
+
 
 def describe(data: bytes) -> dict[str, Any]:
     if len(data) < MIN_FRAME:
@@ -44,7 +68,12 @@ def describe(data: bytes) -> dict[str, Any]:
             f"{device_name(data[5])}: L={length} needs {OVERHEAD + length} bytes, got {len(data)}"
         )
     frame = Frame(data[5], data[6], bytes(data[HEADER + 2 : HEADER + length]))
-    out: dict[str, Any] = {"protocol": "hall", "address": f"{frame.address:02X}"}
+    out: dict[str, Any] = {
+        "protocol": "hall",
+        "address": frame.address,
+        "address_hex": f"{frame.address:02X}",
+        "role": role(frame.address),
+    }
     if frame.address == BROADCAST:
         out["broadcast"] = True
     out |= {

@@ -102,16 +102,16 @@ def test_each_hall_message_is_decoded(frame, expected) -> None:
 def test_hall_golden_frames_from_the_spec() -> None:
     # hall-protocol.md "Examples": captured bytes, not our encoder
     poll = _one(bytes.fromhex("FF 68 03 03 68 03 10 00 13 16"))
-    assert (poll["address"], poll["kind"], poll["ack_seq"]) == ("03", "poll", 0)
+    assert (poll["address"], poll["kind"], poll["ack_seq"]) == (3, "poll", 0)
     rating = _one(bytes.fromhex("FF 68 07 07 68 21 90 04 11 04 01 23 EE 16"))
     assert (rating["address"], rating["event"], rating["label"], rating["ticket"]) == (
-        "21",
+        33,
         "rating",
         "dissatisfied",
         291,
     )
     text = summary(rating)
-    assert text.startswith("hall device->master 21 poll reply") and "label=dissatisfied" in text
+    assert text.startswith("hall device->master 33 poll reply") and "label=dissatisfied" in text
     clock = summary(_one(bytes.fromhex("FF 68 08 08 68 00 08 26 11 22 14 05 09 83 16")))
     assert clock == "hall master->device broadcast clock time=2026-11-22T14:05:09"
 
@@ -209,11 +209,11 @@ def test_sniff_decodes_a_hall_device_talking_on_a_pty(pty_pair) -> None:
         (f["protocol"], f.get("address") if f["protocol"] == "hall" else f["unit"], f.get("kind"))
         for f in frames
     ] == [
-        ("hall", "02", "identify"),
-        ("hall", "02", "identify reply"),
-        ("hall", "02", "display"),
-        ("hall", "02", "acknowledgement"),
-        ("hall", "00", "clock"),
+        ("hall", 2, "identify"),
+        ("hall", 2, "identify reply"),
+        ("hall", 2, "display"),
+        ("hall", 2, "acknowledgement"),
+        ("hall", 0, "clock"),
         ("modbus", 5, "request"),
     ]
     assert frames[1]["device_kind"] == "keypad" and frames[1]["counter"] == 1

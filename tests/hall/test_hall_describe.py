@@ -21,7 +21,7 @@ def test_every_example_describes_cleanly(vid: str) -> None:
 
 def test_rating_reply() -> None:
     out = describe(BY_ID["E3"].raw)
-    assert out["address"] == "21" and out["direction"] == "device->master"
+    assert out["address"] == 33 and out["direction"] == "device->master"
     assert {k: out[k] for k in ("kind", "seq", "event", "source", "level", "label", "ticket")} == {
         "kind": "poll reply",
         "seq": 4,
