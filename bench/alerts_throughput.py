@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.mqtt_load import Blaster, publish_packet  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
-from ingest.alerts.ledger import Account, Ledger  # noqa: E402
+from ingest.alerts.costcontrol.ledger import Account, Ledger  # noqa: E402
 from ingest.alerts.role import AlertsRole  # noqa: E402
 from ingest.config import IngestConfig  # noqa: E402
 from protocols import topics  # noqa: E402

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from protocols.errors import ConfigError
 
-from .alerts.billing import register_billing
+from .billing_cli import register_billing
 from .config import IngestConfig, load_config
 from .errors import IngestError
 from .service import Ingest

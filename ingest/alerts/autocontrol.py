@@ -40,7 +40,7 @@ from protocols.signing import new_command
 from ..lineproto import point
 from .config import WEEKDAYS, AutoControlSection, parse_hours
 from .engine import Change
-from .ledger import Account
+from .costcontrol.ledger import Account
 from .model import Inbound, Signal
 
 __all__ = ["AUDIT_TOPIC", "PREFIX", "AutoControl", "Outgoing", "load_key"]

@@ -36,7 +36,7 @@ from ..topology import Topology
 from .autocontrol import FILTERS as AUTOCONTROL_FILTERS
 from .autocontrol import AutoControl, load_key
 from .engine import Change, Engine
-from .ledger import Ledger
+from .costcontrol.ledger import Ledger
 from .model import Inbound, RuleSet
 from .outputs import Outputs, Publisher
 from .rules import rulesets

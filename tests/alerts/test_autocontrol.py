@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.alerts.autocontrol import APPROVE, AUDIT_TOPIC, PENDING, REJECT
-from ingest.alerts.rules import costcontrol
+from ingest.alerts.costcontrol import rule as costcontrol
 from protocols import messages as m
 from protocols import topics
 from protocols.signing import verify

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from ingest.alerts.billing import apply_billing, import_csv, parse_billing_topic, register_billing
-from ingest.alerts.ledger import Ledger
+from ingest.alerts.costcontrol.billing import apply_billing, import_csv, parse_billing_topic
+from ingest.alerts.costcontrol.ledger import Ledger
+from ingest.billing_cli import register_billing
 from ingest.topology import Topology
 from protocols.errors import ContractError
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from ingest.alerts.ledger import Account, Ledger
+from ingest.alerts.costcontrol.ledger import Account, Ledger
+from ingest.alerts.costcontrol.rule import RULESET, CostControlConfig, CostControlRule
 from ingest.alerts.model import Inbound, RuleContext, Severity, Signal
-from ingest.alerts.rules.costcontrol import RULESET, CostControlConfig, CostControlRule
 from ingest.topology import Topology
 from protocols import messages as m
 from protocols.errors import ContractError

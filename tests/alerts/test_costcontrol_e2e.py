@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ingest.alerts.rules import costcontrol
+from ingest.alerts.costcontrol import rule as costcontrol
 from protocols import messages as m
 from protocols import topics
 

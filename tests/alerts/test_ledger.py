@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.alerts.ledger import Account, Ledger
+from ingest.alerts.costcontrol.ledger import Account, Ledger
 
 T0 = 1_700_000_000.0
 MS = 1000

@@ -7,8 +7,9 @@ from typing import Final
 
 from ..model import RuleSet
 
-MODULES: Final = ("devices", "outage", "costcontrol", "reading", "hall")
+# relative to this package; cost control has its own package beside it (ledger, billing, rule)
+MODULES: Final = (".devices", ".outage", "..costcontrol.rule", ".reading", ".hall")
 
 
 def rulesets() -> list[RuleSet]:
-    return [importlib.import_module(f"{__name__}.{name}").RULESET for name in MODULES]
+    return [importlib.import_module(name, __name__).RULESET for name in MODULES]

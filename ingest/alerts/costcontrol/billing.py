@@ -2,7 +2,9 @@
 validated once and written into the ledger.
 
 Layer: ingest alert input (validation + ledger writes; the CSV import also reads a file). Must not:
-decide alerts, publish, or touch the network. Every refusal is a `ContractError` naming the field.
+decide alerts, publish, touch the network, or import the rule or the ingest service's config (the
+`gridedge ingest billing import` command line is ingest/billing_cli.py, above both). Every refusal is a
+`ContractError` naming the field.
 
 MQTT (`gridedge/v1/billing/{account}/{kind}`, JSON object; `ts` is UNIX milliseconds, default: now):
 
@@ -28,13 +30,10 @@ the account: tariff changes are dated `tariff` records, so re-importing a file i
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import math
 import re
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +41,11 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from protocols.errors import ContractError, ProtocolError
+from protocols.errors import ContractError
 from protocols.messages import check_id
 from protocols.topics import PREFIX
 
-from ..topology import Topology
+from ...topology import Topology
 from .ledger import Account, Ledger
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "apply_billing",
     "import_csv",
     "parse_billing_topic",
-    "register_billing",
 ]
 
 Kind = Literal["payment", "tariff", "account"]
@@ -319,56 +317,3 @@ def _csv_ts(text: str) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=CST)
     return int(when.timestamp() * 1000)
-
-
-# ---- CLI: gridedge ingest billing import FILE.csv -------------------------------------------------
-
-
-def register_billing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `billing import FILE.csv` under the `gridedge ingest` sub-commands."""
-    p = sub.add_parser("billing", help="cost-control billing input (payments, tariffs, accounts)")
-    cmds = p.add_subparsers(dest="billing_command", metavar="COMMAND", required=True)
-    imp = cmds.add_parser("import", help="apply a CSV of payments / tariff changes / accounts to the ledger")
-    imp.add_argument("file", metavar="FILE.csv")
-    imp.add_argument("-c", "--config", help="ingest.yaml (ledger path and topology)")
-    imp.add_argument("--ledger", help="ledger SQLite file (default: alerts.rules.costcontrol.ledger_path)")
-    imp.set_defaults(handler=run_import)
-
-
-def run_import(args: argparse.Namespace) -> int:
-    try:
-        ledger_path, topology = _locate(args.config, args.ledger)
-    except (OSError, ValueError, ProtocolError) as exc:  # pydantic's ValidationError is a ValueError
-        print(f"gridedge ingest billing: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with Ledger(ledger_path) as ledger:
-            report = import_csv(args.file, ledger, now=time.time(), topology=topology)
-    except OSError as exc:
-        print(f"gridedge ingest billing: {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
-    for row, why in report.rejected:
-        print(f"{args.file}: row {row}: {why}", file=sys.stderr)
-    print(f"{args.file} -> {ledger_path}: {report.summary()}")
-    return 1 if report.rejected else 0
-
-
-def _locate(config: str | None, ledger: str | None) -> tuple[Path, Topology | None]:
-    """The ledger the alert engine of `config` uses (next to its alert state file unless configured),
-    or `ledger` as given; and the topology of `config`."""
-    from ..config import load_config
-    from .rules.costcontrol import CostControlConfig  # the rule module imports this one
-
-    section: dict[str, Any] = {}
-    topology: Topology | None = None
-    base = Path(".")
-    if config:
-        cfg = load_config(config)
-        base = cfg.alerts.state_path.parent
-        section = dict(cfg.alerts.rules.get("costcontrol") or {})
-        if cfg.topology:
-            topology = Topology.load(cfg.topology)
-    rule_cfg = CostControlConfig.model_validate(section)
-    if ledger:
-        return Path(ledger), topology
-    return base / rule_cfg.ledger_path, topology

@@ -2,7 +2,7 @@
 collected energy register per meter, in one SQLite file, so a restart continues where it stopped.
 
 Layer: ingest alert state (synchronous SQLite, no network, no clock: every time is given). Must not:
-import the engine, MQTT or InfluxDB, or decide alerts (rules/costcontrol.py does).
+import the engine, MQTT or InfluxDB, or decide alerts (rule.py does).
 
 The **available balance** of an account = opening balance + payments - consumed cost, where consumed
 cost is charged incrementally as readings arrive: each sample newer than the meter's last one adds
