@@ -71,8 +71,9 @@ _series_cache: dict[tuple[int, str, str, str], str] = {}
 
 def reading_lines(r: m.Reading, topology: Topology) -> list[str]:
     # the hot path: the series (measurement + sorted, escaped tags) is built once per device and
-    # topology version; values were validated by the contract (finite numbers, known names)
-    key = (id(topology), r.gw, r.dev, r.protocol)
+    # topology version (never id(): the topology a reload freed can pass its id on to a later one);
+    # values were validated by the contract (finite numbers, known names)
+    key = (topology.version, r.gw, r.dev, r.protocol)
     head = _series_cache.get(key)
     if head is None:
         if len(_series_cache) >= _SERIES_LIMIT:

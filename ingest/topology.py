@@ -14,6 +14,7 @@ immutable result in, so readers never see a half-updated topology.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = ["AreaInfo", "DeviceInfo", "Topology"]
 
 Region = Literal["urban", "rural", "remote"]
 _TAG_NAMES = ("site", "area", "hall", "counter", "account", "phase")
+_versions = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,9 @@ class Topology:
     source: str = ""
     _tags: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict, repr=False)
     _members: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, repr=False)
+    # a new number per topology built (each load, each SIGHUP): what caches key on. Never id(), which
+    # a topology freed by the last reload hands on to the next one (with its stale tags)
+    version: int = field(default_factory=lambda: next(_versions), init=False, compare=False)
 
     @classmethod
     def empty(cls) -> Topology:
