@@ -19,7 +19,6 @@ import asyncio
 import json
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.mqtt_load import Blaster, publish_packet  # noqa: E402
+from bench.workdir import run_dir  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
 from ingest.alerts.costcontrol.ledger import Account, Ledger  # noqa: E402
 from ingest.alerts.role import AlertsRole  # noqa: E402
@@ -107,9 +107,12 @@ def main() -> None:
     p.add_argument("--meters", type=int, default=200)
     p.add_argument("--accounts", choices=("all", "none"), default="all")
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="gridedge-alerts-bench-"))
-    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxd", database="alerts") as db:
-        asyncio.run(run(args, tmp, broker, db))
+    with (
+        run_dir("gridedge-alerts-bench-") as work,
+        Mosquitto(work.path / "mosquitto") as broker,
+        InfluxDB(work.path / "influxd", database="alerts") as db,
+    ):
+        asyncio.run(run(args, work.path, broker, db))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import queue
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.mqtt_load import Blaster, publish_packet, reading_values  # noqa: E402
+from bench.workdir import run_dir  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
 
 
@@ -49,8 +49,12 @@ def main() -> None:
     p.add_argument("--writers", type=int, default=1)
     p.add_argument("--role", choices=("writer", "all"), default="writer")
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="gridedge-latency-"))
-    with Mosquitto(tmp / "mosquitto") as broker, InfluxDB(tmp / "influxd", database="lat") as db:
+    with (
+        run_dir("gridedge-latency-") as run,
+        Mosquitto(run.path / "mosquitto") as broker,
+        InfluxDB(run.path / "influxd", database="lat") as db,
+    ):
+        tmp = run.path
         writers = []
         try:
             for w in range(args.writers):
@@ -139,6 +143,8 @@ def main() -> None:
             time.sleep(1)
             series = db.query('SELECT count("voltage_a_v") FROM "meter"')
             stored = int(series[0]["values"][0][1]) if series else 0
+            if stored < total:
+                run.failed()  # keep the writers' logs: where did the rest go?
             q = statistics.quantiles(latencies, n=100)
             print(
                 f"{args.writers} writer(s) (--role {args.role}), {achieved:.0f} readings/s offered "
@@ -150,9 +156,9 @@ def main() -> None:
                 "(goal p99 < 1 s)"
             )
         finally:
-            for w in writers:
-                w.terminate()
-                w.wait(20)
+            for writer in writers:
+                writer.terminate()
+                writer.wait(20)
 
 
 if __name__ == "__main__":

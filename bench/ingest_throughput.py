@@ -29,7 +29,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.mqtt_load import VALUES, Blaster, publish_packets, reading_values  # noqa: E402
+from bench.workdir import run_dir  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
 from ingest.config import IngestConfig  # noqa: E402
 from ingest.service import Ingest  # noqa: E402
@@ -186,24 +186,21 @@ def run_consumer(name: str, broker: Mosquitto, db: InfluxDB, n: int) -> dict[str
 
 
 def run_one(name: str, msgs: list[tuple[str, bytes]], n: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        broker = Mosquitto(Path(tmp) / "mosquitto")
-        db = InfluxDB(Path(tmp) / "influxd", database="bench")
-        broker.start()
-        db.start()
-        try:
-            prepare_session(broker.port, f"bench-{name}")
-            publish(broker.port, msgs)
-            res = run_consumer(name, broker, db, n)
-            stored = count(db)
-            assert stored == n, f"{name}: {stored} points, expected {n}"
-            res["rate"] = n / res["seconds"]
-            print(f"  {name:9} {res['rate']:9.0f} readings/s  ({res['seconds']:.2f} s, ", end="")
-            print(f"peak RSS {res['rss_mb']:.0f} MB, 0 lost)", flush=True)
-            return res
-        finally:
-            db.stop()
-            broker.stop()
+    # a fresh broker and database per run, removed after it; only their logs stay when it fails
+    with (
+        run_dir(f"gridedge-throughput-{name}-") as work,
+        Mosquitto(work.path / "mosquitto") as broker,
+        InfluxDB(work.path / "influxd", database="bench") as db,
+    ):
+        prepare_session(broker.port, f"bench-{name}")
+        publish(broker.port, msgs)
+        res = run_consumer(name, broker, db, n)
+        stored = count(db)
+        assert stored == n, f"{name}: {stored} points, expected {n}"
+        res["rate"] = n / res["seconds"]
+        print(f"  {name:9} {res['rate']:9.0f} readings/s  ({res['seconds']:.2f} s, ", end="")
+        print(f"peak RSS {res['rss_mb']:.0f} MB, 0 lost)", flush=True)
+        return res
 
 
 def main() -> None:

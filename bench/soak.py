@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.workdir import run_dir
 from tests.faults.harness import DLT_METERS, Rig, RigError
 
 
@@ -61,11 +61,25 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, required=True, help="seconds of faults")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workdir", default=None, help="keep logs here (default: a fresh temporary directory)")
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="work here and keep everything (default: a temporary directory, removed after a clean run, "
+        "only its logs kept after a failure)",
+    )
     args = p.parse_args()
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="gridedge-soak-"))
+    if args.workdir:  # asked for: everything stays
+        return run_soak(args, Path(args.workdir))
+    with run_dir("gridedge-soak-") as run:  # removed after a clean run; its logs kept after a failure
+        code = run_soak(args, run.path)
+        if code:
+            run.failed()
+    return code
+
+
+def run_soak(args: argparse.Namespace, workdir: Path) -> int:
     rng = random.Random(args.seed)
-    print(f"soak: {args.duration:.0f} s, seed {args.seed}, logs in {workdir}", flush=True)
+    print(f"soak: {args.duration:.0f} s, seed {args.seed}, work directory {workdir}", flush=True)
     with Rig(workdir, seed=args.seed) as rig:
         stuck = soak(rig, args.duration, rng)
         acc = rig.account(final=True, timeout=120)
