@@ -8,9 +8,10 @@ own thread and would hide what we need, the outcome of every write (retry on 429
 Retry-After, dead-letter the exact line a 400 names, acknowledge MQTT messages only after a 204). Our
 batching, back-off and bisection are the same for both versions.
 
-`write(lines)` returns the lines the database refused for good, with its reason: on a 400 the batch
-is bisected until each refused line is isolated (the good lines are rewritten; same series + same
-timestamp overwrites, so that is idempotent). Raises RetryableWrite when nothing can be said yet.
+`write(lines)` returns the lines the database refused for good, with its reason (`write_indexed`: their
+positions in `lines`): on a 400 the batch is bisected until each refused line is isolated (the good
+lines are rewritten; same series + same timestamp overwrites, so that is idempotent). Raises
+RetryableWrite when nothing can be said yet.
 """
 
 from __future__ import annotations
@@ -58,15 +59,23 @@ class InfluxWriter:
 
     async def write(self, lines: Sequence[str]) -> list[tuple[str, str]]:
         """Write all lines; return [(line, reason)] for the lines refused for good."""
+        return [(lines[i], reason) for i, reason in await self.write_indexed(lines)]
+
+    async def write_indexed(self, lines: Sequence[str]) -> list[tuple[int, str]]:
+        """Write all lines; return [(index in `lines`, reason)] for the lines refused for good. By
+        position, not by text: two messages can make the same line (a replayed reading), and each
+        refused copy belongs to its own message."""
         if not lines:
             return []
         try:
             await self._call(self._post_lines, lines)
         except RejectedPoints as exc:
             if len(lines) == 1:
-                return [(lines[0], exc.reason)]
+                return [(0, exc.reason)]
             half = len(lines) // 2
-            return await self.write(lines[:half]) + await self.write(lines[half:])
+            first = await self.write_indexed(lines[:half])
+            second = await self.write_indexed(lines[half:])
+            return first + [(half + i, reason) for i, reason in second]
         return []
 
     async def ping(self) -> bool:

@@ -203,13 +203,12 @@ class Ingest:
         lines = batch.lines + self._extra_lines
         self._extra_lines = []
         rejected = await self._write(lines)
-        for line, reason in rejected:
+        for index, reason in rejected:
             self.stats.rejected_points += 1
-            try:
-                owner = batch.deliveries[batch.owners[lines.index(line)]]
-            except (ValueError, IndexError):
-                log.error("influx refused a self-metrics line: %s: %s", reason, line)
+            if index >= len(batch.owners):  # the self-metrics lines come after the batch's own
+                log.error("influx refused a self-metrics line: %s: %s", reason, lines[index])
                 continue
+            owner = batch.deliveries[batch.owners[index]]
             batch.dead.append((owner, ContractError("$", f"InfluxDB refused the point: {reason}")))
         dead_ids: set[int] = set()
         for d, exc in batch.dead:
@@ -227,15 +226,16 @@ class Ingest:
         self.stats.acked += acked
         self.stats.redelivered_unacked += len(batch.deliveries) - acked
 
-    async def _write(self, lines: list[str]) -> list[tuple[str, str]]:
-        """Write until the database has decided every line; a failure is said at once and again every
-        STILL_FAILING_S while it lasts (a wrong password or retention policy never heals by itself)."""
+    async def _write(self, lines: list[str]) -> list[tuple[int, str]]:
+        """Write until the database has decided every line; return [(index, reason)] of the refused ones.
+        A failure is said at once and again every STILL_FAILING_S while it lasts (a wrong password or
+        retention policy never heals by itself)."""
         delay = self.cfg.influx.retry_min_s
         failing_since: float | None = None
         said = 0.0
         while True:
             try:
-                rejected = await self.writer.write(lines)
+                rejected = await self.writer.write_indexed(lines)
             except RetryableWrite as exc:
                 self.stats.write_retries += 1
                 self.stats.influx_ok = False
