@@ -23,18 +23,36 @@ Life cycle of one (rule, subject):
   from the final times, again after a correction); without one the firing message stays.
 
 A rule raising an exception is logged and counted (`rule_errors`), never stops the engine.
+
+Inhibition (ingest/alerts/inhibit.py, one alert per cause): an alert about to fire that a firing cause
+explains stays pending with `inhibited_by` (counted: `inhibited`), one a pending cause may explain waits
+for it; a cause that fires takes over what it explains (an explained alert that already fired after the
+cause began is withdrawn: a resolved record with label `inhibited_by`, counted: `withdrawn`) and lists
+it (label `inhibits`); once it resolves, what it explained may fire only after its own `pending_s`
+counted from the cause's end.
+
+Auto-control has one way in: the optional `Control` collaborator given at construction (`control=`, or
+`Engine.build(control=factory)` when it needs the built rules). It sees every inbound message first
+(and keeps the ones that are its own: an operator's decision), every evaluation's changes and every
+tick; its state is persisted with the alerts under `CONTROL_KEY`.
+
+Persistence is in two steps so the role can keep evaluating while a batch's publishes are in flight:
+`prepare()` (synchronous, at a batch boundary) makes the rules' own stores durable and takes a copy of
+what changed; `save(prepared)` writes that copy once its changes are acknowledged; `commit()` is both.
 """
 
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Final, Literal, Protocol
 
 from ..topology import Topology
 from .config import AlertsSection, FlapSection
+from .inhibit import Inhibitor, link
 from .model import (
     Alert,
     AlertState,
@@ -54,6 +72,8 @@ log = logging.getLogger("ingest.alerts")
 
 ChangeKind = Literal["firing", "updated", "resolved"]
 RECENT = 1000  # resolved alerts kept in memory for `recent()`
+CONTROL_KEY: Final = "autocontrol"  # the control's snapshot among the rules' (the key it always had)
+EXPLAINS_LISTED = 20  # what a cause lists of the alerts it explains (a big area explains thousands)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +97,10 @@ class Track:
     once: bool = False
     resolved_at: float | None = None  # decision time, for resolved tracks (InfluxDB point time)
     resolve_message: str | None = None  # template of the message once resolved (Signal.resolve_message)
+    inhibited_by: tuple[str, str] | None = None  # the firing cause that explains it (held pending)
+    hold_from: float | None = None  # its cause resolved: pending_s counts from the cause's end
+    explains: list[str] = field(default_factory=list)  # a cause: the first alerts it explained
+    explained: int = 0  # a cause: how many alerts it explained
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +112,10 @@ class Track:
             "once": self.once,
             "resolved_at": self.resolved_at,
             "resolve_message": self.resolve_message,
+            "inhibited_by": list(self.inhibited_by) if self.inhibited_by else None,
+            "hold_from": self.hold_from,
+            "explains": self.explains,
+            "explained": self.explained,
         }
 
     @classmethod
@@ -101,7 +129,39 @@ class Track:
             once=bool(data.get("once", False)),
             resolved_at=data.get("resolved_at"),
             resolve_message=data.get("resolve_message"),
+            inhibited_by=_key(data.get("inhibited_by")),
+            hold_from=data.get("hold_from"),
+            explains=list(data.get("explains") or []),
+            explained=int(data.get("explained", 0)),
         )
+
+
+class Control(Protocol):
+    """What acts on alert changes (the trip / reconnect policy, ingest/alerts/autocontrol.py)."""
+
+    def on_message(self, inbound: Inbound, now: float) -> bool:
+        """See every inbound message before the rules; True: it was the control's own (no rule sees it)."""
+        ...
+
+    def on_changes(self, changes: Sequence[Change], now: float) -> None: ...
+
+    def on_tick(self, now: float) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A copy of what changed up to one batch boundary, ready for `Store.save` (see `Engine.prepare`)."""
+
+    tracks: dict[tuple[str, str], dict[str, Any]]
+    removed: set[tuple[str, str]]
+    history: list[dict[str, Any]]
+    flaps: dict[tuple[str, str], list[float]]
+    rules: dict[str, dict[str, Any]]
+    parts: dict[str, tuple[dict[str, dict[str, Any]], set[str]]]
 
 
 @dataclass
@@ -113,6 +173,8 @@ class EngineStats:
     dropped_pending: int = 0
     rule_errors: int = 0
     damped: int = 0
+    inhibited: int = 0  # alerts held back because a firing cause explains them
+    withdrawn: int = 0  # of those, already firing ones taken back when their cause fired
 
 
 @dataclass
@@ -133,11 +195,15 @@ class Engine:
         clock: Callable[[], float],
         store: Store | None = None,
         flap: FlapSection | None = None,
+        inhibitor: Inhibitor | None = None,
+        control: Control | None = None,
     ) -> None:
         self.rules = list(rules)  # (snapshot key, rule)
+        self.control = control
         self.clock = clock
         self.store = store
         self.flap = flap or FlapSection()
+        self.inhibitor = inhibitor
         self.stats = EngineStats()
         self._tracks: dict[tuple[str, str], Track] = {}
         self._recent: collections.OrderedDict[tuple[str, str], Track] = collections.OrderedDict()
@@ -155,15 +221,19 @@ class Engine:
         *,
         clock: Callable[[], float],
         store: Store | None = None,
+        control: Callable[[Sequence[Rule]], Control] | None = None,
     ) -> Engine:
-        """Build every rule set's rules from `section.rules` (validated) with a context bound to us."""
+        """Build every rule set's rules from `section.rules` (validated) with a context bound to us;
+        `control` makes the engine's Control from the built rules (the cost-control ledger)."""
         sets = list(sets)
         configs = section.rule_configs(sets)
-        engine = cls([], clock=clock, store=None, flap=section.flap)
+        engine = cls([], clock=clock, store=None, flap=section.flap, inhibitor=Inhibitor(topology))
         ctx = RuleContext(topology=topology, firing=engine.firing, state_dir=section.state_path.parent)
         for rs in sets:
             for index, rule in enumerate(rs.build(configs[rs.name], ctx)):
                 engine.rules.append((f"{rs.name}:{index}:{','.join(rule.ids)}", rule))
+        if control is not None:
+            engine.control = control([rule for _, rule in engine.rules])
         if store is not None:
             engine.store = store
             engine._restore(store)
@@ -171,6 +241,8 @@ class Engine:
 
     def set_topology(self, topology: Topology) -> None:
         """A reloaded topology: every rule that looks things up in it (`set_topology`) gets the new one."""
+        if self.inhibitor is not None:
+            self.inhibitor.set_topology(topology)
         for key, rule in self.rules:
             setter = getattr(rule, "set_topology", None)
             if setter is None:
@@ -206,6 +278,8 @@ class Engine:
         now = self.clock()
         self.stats.messages += 1
         changes: list[Change] = []
+        if self.control is not None and self.control.on_message(inbound, now):
+            return changes
         for key, rule in self.rules:
             try:
                 signals = list(rule.on_message(inbound, now))
@@ -214,6 +288,8 @@ class Engine:
                 log.exception("rule %s failed on %s", key, inbound.topic)
                 continue
             changes += self.apply(signals, now)
+        if self.control is not None and changes:
+            self.control.on_changes(changes, now)
         return changes
 
     def tick(self) -> list[Change]:
@@ -229,6 +305,10 @@ class Engine:
             changes += self.apply(signals, now)
         for k in list(self._tracks):
             changes += self._advance(k, now)
+        if self.control is not None:
+            self.control.on_tick(now)
+            if changes:
+                self.control.on_changes(changes, now)
         return changes
 
     def apply(self, signals: Iterable[Signal], now: float) -> list[Change]:
@@ -290,7 +370,7 @@ class Engine:
         if a.state is AlertState.PENDING:
             return self._advance(k, now)
         if after[:4] != before[:4]:
-            return [Change("updated", _copy(a), now)]
+            return [Change("updated", _linked(track), now)]
         return []
 
     def _inactive(self, k: tuple[str, str], track: Track, s: Signal, now: float) -> list[Change]:
@@ -323,8 +403,10 @@ class Engine:
         track = self._tracks[k]
         a = track.alert
         if a.state is AlertState.PENDING:
-            if track.active and now >= a.started_at + track.pending_s:
-                return [self._fire(k, track, now)]
+            start = a.started_at if track.hold_from is None else max(a.started_at, track.hold_from)
+            if track.active and now >= start + track.pending_s and not self._inhibited(k, track, now):
+                withdrawn = self._explain(k, now)
+                return [self._fire(k, track, now), *withdrawn]
             return []
         if track.once:
             if now >= (a.fired_at or now) + track.clear_s:
@@ -349,7 +431,7 @@ class Engine:
         self._flip(k, now)
         self._dirty.tracks.add(k)
         self.stats.fired += 1
-        return Change("firing", _copy(a), now)
+        return Change("firing", _linked(track), now)
 
     def _resolve(self, k: tuple[str, str], track: Track, now: float, ended_at: float) -> Change:
         a = track.alert
@@ -365,7 +447,8 @@ class Engine:
         if not track.once:
             self._flip(k, now)
         self.stats.resolved += 1
-        return Change("resolved", _copy(a), now)
+        self._release(k, a)
+        return Change("resolved", _linked(track), now)
 
     def _once(self, s: Signal, track: Track | None, now: float) -> list[Change]:
         changes: list[Change] = []
@@ -403,6 +486,83 @@ class Engine:
         self._dirty.history.append(track)
         return [Change("resolved", _copy(a), track.resolved_at or self.clock())]
 
+    # ---- inhibition (ingest/alerts/inhibit.py) ------------------------------------------------------
+
+    def _inhibited(self, k: tuple[str, str], track: Track, now: float) -> bool:
+        """Whether a cause holds back the alert of `k`, due to fire now."""
+        inh = self.inhibitor
+        if inh is None or not inh.is_target(k[0]):
+            return False
+        verdict = inh.verdict(k, self._cause_of)
+        if verdict is not None:
+            if verdict[0] == "inhibit" and track.inhibited_by != verdict[1]:
+                self._mark(k, track, verdict[1])
+            return True
+        if track.inhibited_by is not None:  # its cause is gone without resolving (state lost)
+            track.inhibited_by = None
+            self._dirty.tracks.add(k)
+        until = inh.explained_until(k, track.alert.started_at, track.pending_s)
+        if until is not None and now < until + track.pending_s:
+            track.hold_from = until  # its gap began in a cause that has since ended: count from that end
+            self._dirty.tracks.add(k)
+            return True
+        return False
+
+    def _cause_of(self, k: tuple[str, str]) -> tuple[AlertState, tuple[str, str] | None] | None:
+        track = self._tracks.get(k)
+        return None if track is None else (track.alert.state, track.inhibited_by)
+
+    def _mark(self, k: tuple[str, str], track: Track, cause: tuple[str, str]) -> None:
+        track.inhibited_by = cause
+        self._dirty.tracks.add(k)
+        self.stats.inhibited += 1
+        source = self._tracks.get(cause)
+        if source is not None:
+            source.explained += 1
+            if len(source.explains) < EXPLAINS_LISTED:
+                source.explains.append(link(k))
+            self._dirty.tracks.add(cause)
+
+    def _explain(self, k: tuple[str, str], now: float) -> list[Change]:
+        """A cause fires: what it explains is inhibited; what already fired since it began is withdrawn."""
+        inh = self.inhibitor
+        if inh is None or not inh.is_source(k[0]):
+            return []
+        began = self._tracks[k].alert.started_at
+        changes: list[Change] = []
+        for tk, t in list(self._tracks.items()):
+            if t.inhibited_by is not None or t.once or not inh.explains(k, tk):
+                continue
+            if t.alert.state is AlertState.PENDING:
+                self._mark(tk, t, k)
+            elif (t.alert.fired_at or 0.0) >= began:
+                changes.append(self._withdraw(tk, t, k, now))
+        return changes
+
+    def _withdraw(self, k: tuple[str, str], track: Track, cause: tuple[str, str], now: float) -> Change:
+        a = track.alert
+        out = _copy(a)
+        out.state, out.ended_at = AlertState.RESOLVED, max(now, a.started_at)
+        out.message = f"{a.message}; explained by {link(cause)}"
+        out.labels["inhibited_by"] = link(cause)
+        self._dirty.history.append(replace(track, alert=out, resolved_at=now))
+        a.state, a.fired_at = AlertState.PENDING, None  # held again, as if it had never fired
+        self._mark(k, track, cause)
+        self.stats.withdrawn += 1
+        return Change("resolved", out, now)
+
+    def _release(self, k: tuple[str, str], alert: Alert) -> None:
+        """A cause resolved: what it explained may fire after its own hold, counted from the end."""
+        inh = self.inhibitor
+        if inh is None or not inh.is_source(k[0]) or alert.ended_at is None:
+            return
+        inh.resolved(k, alert.started_at, alert.ended_at)
+        for tk, t in self._tracks.items():
+            if t.inhibited_by == k:
+                t.inhibited_by = None
+                t.hold_from = alert.ended_at if inh.restarts(tk[0]) else t.hold_from
+                self._dirty.tracks.add(tk)
+
     # ---- flaps --------------------------------------------------------------------------------------
 
     def _flip(self, k: tuple[str, str], now: float) -> None:
@@ -425,32 +585,54 @@ class Engine:
     def commit(self, snapshots: bool = True) -> None:
         """Write what changed (and, with `snapshots`, every rule's state) in one transaction; rules
         with a store of their own make theirs durable first."""
+        self.save(self.prepare(snapshots))
+
+    def prepare(self, snapshots: bool = True) -> Prepared | None:
+        """Make the rules' own stores durable and copy what changed since the last `prepare` (None
+        without a store). A copy: the engine goes on evaluating while it waits for its acks."""
         for _, rule in self.rules:
             if isinstance(rule, Flushes):
                 rule.flush()
         if self.store is None:
             self._dirty = _Dirty()
-            return
+            return None
         d, self._dirty = self._dirty, _Dirty()
         rules: dict[str, dict[str, Any]] = {}
         parts: dict[str, tuple[dict[str, dict[str, Any]], set[str]]] = {}
         if snapshots:
-            for key, rule in self.rules:
+            for key, rule in self._stateful():
                 try:
-                    rules[key] = rule.snapshot()
+                    rules[key] = copy.deepcopy(rule.snapshot())
                     if isinstance(rule, Partitioned):
-                        parts[key] = rule.take_changes()
+                        changed, gone = rule.take_changes()
+                        parts[key] = (copy.deepcopy(changed), set(gone))
                 except Exception:
                     self.stats.rule_errors += 1
                     log.exception("rule %s: snapshot failed", key)
-        self.store.save(
-            tracks={k: self._tracks[k].to_json() for k in d.tracks if k in self._tracks},
+        return Prepared(
+            tracks={k: copy.deepcopy(self._tracks[k].to_json()) for k in d.tracks if k in self._tracks},
             removed=d.removed - set(self._tracks),
-            history=[t.to_json() for t in d.history],
-            flaps={k: self._flips.get(k, []) for k in d.flaps},
+            history=[copy.deepcopy(t.to_json()) for t in d.history],
+            flaps={k: list(self._flips.get(k, [])) for k in d.flaps},
             rules=rules,
             parts=parts,
         )
+
+    def save(self, prepared: Prepared | None) -> None:
+        """Write a `prepare`d copy in one transaction (in the order they were prepared)."""
+        if prepared is None or self.store is None:
+            return
+        p = prepared
+        self.store.save(
+            tracks=p.tracks, removed=p.removed, history=p.history, flaps=p.flaps, rules=p.rules, parts=p.parts
+        )
+
+    def _stateful(self) -> list[tuple[str, Any]]:
+        """The rules and the control, each with the key its state is stored under."""
+        found: list[tuple[str, Any]] = list(self.rules)
+        if self.control is not None:
+            found.append((CONTROL_KEY, self.control))
+        return found
 
     def _restore(self, store: Store) -> None:
         state = store.load()
@@ -462,7 +644,7 @@ class Engine:
             track = Track.from_json(data)
             self._remember(track.alert.key, track)
         self._flips = {k: list(v) for k, v in state.flaps.items()}
-        for key, rule in self.rules:
+        for key, rule in self._stateful():
             snap = state.rules.get(key)
             if snap is None:
                 continue
@@ -481,6 +663,19 @@ def _render_resolved(track: Track) -> None:
     if track.resolve_message is not None:
         a = track.alert
         a.message = track.resolve_message.replace("{duration}", human_duration(a.duration_s))
+
+
+def _key(value: Any) -> tuple[str, str] | None:
+    return (str(value[0]), str(value[1])) if value else None
+
+
+def _linked(track: Track) -> Alert:
+    """The published copy: a cause lists what it explains (`inhibits`, the first EXPLAINS_LISTED)."""
+    alert = _copy(track.alert)
+    if track.explained:
+        more = track.explained - len(track.explains)
+        alert.labels["inhibits"] = ",".join(track.explains) + (f",+{more} more" if more > 0 else "")
+    return alert
 
 
 def _copy(alert: Alert) -> Alert:

@@ -193,6 +193,7 @@ class ReadingHealth:
                     self._labels(gw, dev),
                     value=round(silent, 1),
                     started_at=since if meter.missing else None,
+                    pending_s=window,  # fires at once here, but counts again from a cause's end (inhibit)
                     message=f"no reading from {subject} {heard} (window {_mins(window)})",
                 )
             )
@@ -302,7 +303,14 @@ class ReadingHealth:
             )
         # the engine keeps the last active report's message on resolve: report the outcome, then the end
         final = self._signal(
-            "missed_reading", subject, True, newest, labels, message=text, value=round(hole, 1)
+            "missed_reading",
+            subject,
+            True,
+            newest,
+            labels,
+            message=text,
+            value=round(hole, 1),
+            pending_s=window,
         )
         end = self._signal("missed_reading", subject, False, newest, labels, ended_at=in_gap[0].ts / 1000)
         return [final, end]
@@ -390,6 +398,7 @@ class ReadingHealth:
             days >= self.cfg.zero_days,
             severity=Severity.INFO,
             value=round(days, 2),
+            pending_s=self.cfg.zero_days * DAY,  # as above: the hold a cause's end restarts
             started_at=meter.increase_ts if days >= self.cfg.zero_days else None,
             message=f"no consumption on {obs.subject} since {_when(meter.increase_ts)} "
             f"(register {meter.base_kwh:.2f} kWh)",
