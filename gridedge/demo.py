@@ -352,7 +352,7 @@ def _watch(
                     sc = by_key.get(pressed.pop(0))
                     if sc is not None:
                         runner.start(sc)
-                shown = view(influx, int(since * 1000), buses, scenarios, runner.progress)
+                shown = view(influx, int(since * 1000), buses, scenarios, runner.progress, fit=live)
                 if live:
                     live_view.update(shown)
                 elif time.monotonic() - last_print >= 10:
