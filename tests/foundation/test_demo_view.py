@@ -20,7 +20,7 @@ def test_the_demo_scenarios_load_with_one_key_each() -> None:
     keys = [sc.key for sc in scenarios.values()]
     assert len(keys) == len(set(keys)) and "q" not in keys
     expected = {rule for sc in scenarios.values() for rule in sc.expect}
-    wanted = {"area_outage", "arrears", "relay_misoperation", "missed_reading", "hall_wait"}
+    wanted = {"area_outage", "arrears", "relay_misoperation", "hall_wait"}
     assert expected >= wanted | {"dissatisfied_rating", "device_offline"}
     assert all(sc.headless_at is not None for sc in scenarios.values() if sc.expect)
 
