@@ -41,6 +41,7 @@ Source: TypeAlias = Literal["live", "frozen", "backfilled"]
 HealthState: TypeAlias = Literal["online", "degraded", "quarantined", "probing", "offline"]
 CommandStatus: TypeAlias = Literal["accepted", "rejected", "done", "failed"]
 AlertState: TypeAlias = Literal["pending", "firing", "resolved"]
+AlertChange: TypeAlias = Literal["firing", "updated", "resolved"]
 Severity: TypeAlias = Literal["info", "warning", "major", "critical"]
 
 
@@ -201,21 +202,33 @@ class CommandResult(_Msg):
 
 
 class Alert(_Msg):
+    """One state change of an alert of the ingest's alert engine, built by `ingest.alerts.outputs` only.
+    `change`: `firing` (it fired), `updated` (a firing alert's severity, message, labels or start
+    changed; re-published), `resolved` (the final record: published once, not retained, then the
+    retained topic is cleared). `ts`: when the change happened; `start_ts`: when the condition began;
+    `fire_ts`: when it fired; `end_ts` (resolved): when the condition went away, so `end_ts - start_ts`
+    is its duration. `subject_kind`: gateway, device, area, phase, hall, counter or account; `gw` /
+    `dev` are set for gateway and device subjects. `labels` place the subject (gw, dev, site, area,
+    phase, hall, counter, staff, account ...). `flaps`: firing <-> resolved changes in the engine's
+    damping window once it damps this subject (0 otherwise)."""
+
     schema: Int64
     ts: Int64
     rule: str
     subject: str
     severity: Severity
     state: AlertState
+    change: AlertChange
     start_ts: Int64
     message: str
     subject_kind: str = ""
+    fire_ts: Int64 | None = None
     end_ts: Int64 | None = None
     value: float | None = None
     gw: str = ""
     dev: str = ""
-    seq: Int64 = 0
-    details: dict[str, Scalar | None] = {}
+    labels: dict[str, str] = {}
+    flaps: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class DeadLetter(_Msg):
@@ -297,6 +310,8 @@ def validate(message: Message, *, now_ms: int | None = None) -> None:
     elif isinstance(message, Event):
         _check_ts("$.ts", message.ts, now_ms)
         _validate_event(message)
+    elif isinstance(message, Alert):
+        _validate_alert(message, now_ms)
     elif isinstance(message, _TIMESTAMPED):
         _check_ts("$.ts", message.ts, now_ms)
     if isinstance(message, _SEQUENCED) and message.seq < 0:
@@ -395,6 +410,17 @@ def check_value(path: str, name: str, value: Scalar) -> None:
         raise ContractError(path, f"expected an integer, got {value!r}")
     elif isinstance(value, float) and not math.isfinite(value):
         raise ContractError(path, f"expected a finite number, got {value!r}")
+
+
+def _validate_alert(message: Alert, now_ms: int | None) -> None:
+    # every time of an alert is in milliseconds: a time in seconds (the old payload's started_at) is
+    # refused here by the 2000-01-01 bound instead of being read as January 1970
+    _check_ts("$.ts", message.ts, now_ms)
+    _check_ts("$.start_ts", message.start_ts, now_ms)
+    if message.fire_ts is not None:
+        _check_ts("$.fire_ts", message.fire_ts, now_ms)
+    if message.end_ts is not None:
+        _check_ts("$.end_ts", message.end_ts, now_ms)
 
 
 def _validate_event(message: Event) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 import msgspec
@@ -28,6 +29,26 @@ MODELS: list[tuple[str, type, str]] = [
     ("command result", messages.CommandResult, "gridedge/v1/{gw}/{dev}/cmd/result"),
     ("alert", messages.Alert, "gridedge/v1/alerts/{rule}/{subject} (retained while firing)"),
     ("dead letter", messages.DeadLetter, "gridedge/v1/deadletter"),
+]
+
+# What changed in the contract, newest first: what a consumer written against an earlier text must do.
+CHANGES: list[tuple[str, list[str]]] = [
+    (
+        "alert (issue 19)",
+        [
+            "The alert engine now publishes this model; before, it sent a payload of its own that no "
+            "consumer could decode with the contract (`started_at`, `fired_at`, `ended_at` in seconds, "
+            "`duration_s`, `labels`, `flaps`, no `schema` / `ts` / `start_ts`).",
+            "New required `change` (`firing`, `updated`, `resolved`), also in the webhook body, which is "
+            "now the same JSON as the MQTT message (was: the old payload plus `kind`).",
+            "New `fire_ts` (when it fired, ms), `labels` (object of strings: gw, dev, site, area, phase, "
+            "hall, counter, staff, account ...) and `flaps` (>= 0).",
+            "`start_ts`, `fire_ts` and `end_ts` are checked like `ts` (milliseconds, not before 2000): a "
+            "time in seconds is refused.",
+            "Removed `seq` and `details`, which nothing ever sent; `labels` replaces `details`.",
+            "Duration: `end_ts - start_ts` (the old `duration_s`, now in milliseconds).",
+        ],
+    ),
 ]
 
 
@@ -74,7 +95,7 @@ def render() -> str:
         "## Topics",
         "",
         "```",
-        (topics.__doc__ or "").split("\n\n", 2)[2].strip(),
+        textwrap.dedent((topics.__doc__ or "").split("\n\n", 2)[2]).strip(),
         "```",
         "",
         "## Payloads",
@@ -87,6 +108,9 @@ def render() -> str:
         if doc:
             out += [" ".join(doc.split()), ""]
         out += _model_table(cls)
+    out += ["", "## Changes"]
+    for title, items in CHANGES:
+        out += ["", f"### {title}", "", *(f"- {item}" for item in items)]
     out += ["", "## Event kinds and their required `data` keys", "", "| event | required data |", "|---|---|"]
     for kind, keys in messages.EVENT_REQUIRED.items():
         out.append(f"| `{kind.value}` | {', '.join(f'`{k}`' for k in keys) or '-'} |")

@@ -4,9 +4,11 @@
 
 Layer: ingest alert policy (synchronous, no network, no wall clock: `now` is given). It decides and
 queues what to publish in `outbox` and what to write in `lines` (InfluxDB measurement `autocontrol`);
-the role publishes and writes them. Its pending actions round-trip through `snapshot()` / `restore()`,
-which the role commits with the engine's state (it sits in the engine's rule list with no rule ids).
-Must not: publish, sleep, log the command key, or command a keep-power account.
+the role publishes and writes them. It is the engine's `Control` (ingest/alerts/engine.py), its one way
+in: the engine hands it every inbound message (an operator's `approve/{id}` / `reject/{id}`, decoded by
+`decode_decision`, is its own), every evaluation's alert changes and every tick, and commits its
+pending actions (`snapshot()` / `restore()`) with the alerts. Must not: publish, sleep, log the command
+key, or command a keep-power account.
 
 Every action goes through, in order (each outcome is one audit record: a structured log line on
 `ingest.alerts.autocontrol`, a point in `autocontrol`, and a JSON message on `AUDIT_TOPIC`):
@@ -27,11 +29,11 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from protocols import messages as m
 from protocols import topics
@@ -39,11 +41,11 @@ from protocols.signing import new_command
 
 from ..lineproto import point
 from .config import WEEKDAYS, AutoControlSection, parse_hours
+from .costcontrol.ledger import Account, Ledger
 from .engine import Change
-from .costcontrol.ledger import Account
-from .model import Inbound, Signal
+from .model import Inbound, Rule
 
-__all__ = ["AUDIT_TOPIC", "PREFIX", "AutoControl", "Outgoing", "load_key"]
+__all__ = ["AUDIT_TOPIC", "PREFIX", "AutoControl", "Outgoing", "decode_decision", "ledger_of", "load_key"]
 
 log = logging.getLogger("ingest.alerts.autocontrol")
 
@@ -77,6 +79,36 @@ class Action:
     last: str = ""  # last audited decision, so a retry is audited only when it changes
 
 
+@runtime_checkable
+class KeepsLedger(Protocol):
+    """A rule that keeps the cost-control ledger (ingest/alerts/costcontrol/rule.py): keep-power and
+    the meter of an account are read from it."""
+
+    ledger: Ledger
+
+
+def ledger_of(rules: Sequence[Rule]) -> Callable[[str], Account | None]:
+    """The account lookup of the cost-control ledger among `rules` (none without cost control)."""
+    for rule in rules:
+        if isinstance(rule, KeepsLedger) and isinstance(rule.ledger, Ledger):
+            return rule.ledger.account
+    return lambda _: None
+
+
+def decode_decision(topic: str, payload: bytes) -> Inbound:
+    """An operator's `approve/{id}` or `reject/{id}` (payload: empty or a JSON object, optionally
+    {"by": "..."}) as the engine sees it; ValueError naming the topic for anything else."""
+    if not topic.startswith((APPROVE, REJECT)):
+        raise ValueError(f"{topic}: not an autocontrol decision topic")
+    try:
+        data = json.loads(payload) if payload.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f"{topic}: payload is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{topic}: payload must be a JSON object")
+    return Inbound(topic, "", "", data)
+
+
 def load_key(cfg: AutoControlSection, base: Path, environ: Mapping[str, str] | None = None) -> bytes:
     """The command key: first line of `key_file`, else `$key_env`. ValueError without one."""
     env = os.environ if environ is None else environ
@@ -94,8 +126,6 @@ def load_key(cfg: AutoControlSection, base: Path, environ: Mapping[str, str] | N
 
 
 class AutoControl:
-    ids: tuple[str, ...] = ()  # in the engine's rule list only for its snapshot
-
     def __init__(
         self,
         cfg: AutoControlSection,
@@ -115,22 +145,26 @@ class AutoControl:
         self.lines: list[str] = []
         self.audit: list[dict[str, Any]] = []  # this process's records (tests, diagnostics)
 
-    # ---- engine-facing (Rule protocol, signal-free) -------------------------------------------------
+    # ---- engine-facing (engine.Control) -------------------------------------------------------------
 
-    def on_message(self, inbound: Inbound, now: float) -> Iterable[Signal]:
+    def on_message(self, inbound: Inbound, now: float) -> bool:
+        """Track where meters are heard, audit command results; True for an operator's decision."""
         msg = inbound.message
+        if inbound.topic.startswith((APPROVE, REJECT)):
+            by = msg.get("by", "") if isinstance(msg, Mapping) else ""
+            self._decide(inbound.topic, str(by or ""), now)
+            return True
         if isinstance(msg, m.Reading):
             self.last_gw[inbound.dev] = inbound.gw
         elif isinstance(msg, m.CommandResult) and msg.id in self.commands:
             sent = self.commands[msg.id]
             self._audit(now, str(sent["id"]), "result", described=sent, status=msg.status,
                         reason=msg.reason, command=msg.id)  # fmt: skip
-        return []
+        return False
 
-    def on_tick(self, now: float) -> Iterable[Signal]:
+    def on_tick(self, now: float) -> None:
         for act in list(self.actions.values()):
             self._attempt(act, now)
-        return []
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -145,8 +179,6 @@ class AutoControl:
         self.sent_at = [float(t) for t in state.get("sent_at", [])]
         self.commands = dict(state.get("commands", {}))
         self.last_gw = dict(state.get("last_gw", {}))
-
-    # ---- role-facing --------------------------------------------------------------------------------
 
     def on_changes(self, changes: Sequence[Change], now: float) -> None:
         """Alert changes from the engine: arrears firing -> trip, arrears resolved -> reconnect."""
@@ -163,19 +195,18 @@ class AutoControl:
                     self._drop(act, now, "superseded")
                 self._new(account, self.cfg.reconnect_action, labels, now, self.cfg.approval_reconnect)
 
-    @staticmethod
-    def handles(topic: str) -> bool:
-        return topic.startswith((APPROVE, REJECT))
+    # ---- role-facing --------------------------------------------------------------------------------
 
-    def on_control(self, topic: str, payload: bytes, now: float) -> None:
-        """An operator's `approve/{id}` or `reject/{id}` (payload: optional JSON {"by": "..."})."""
+    def take(self) -> tuple[list[Outgoing], list[str]]:
+        out, lines = self.outbox, self.lines
+        self.outbox, self.lines = [], []
+        return out, lines
+
+    # ---- the pipeline -------------------------------------------------------------------------------
+
+    def _decide(self, topic: str, by: str, now: float) -> None:
+        """An operator's `approve/{id}` or `reject/{id}`."""
         action_id = topic.rsplit("/", 1)[-1]
-        by = ""
-        try:
-            data = json.loads(payload) if payload.strip() else {}
-            by = str(data.get("by", "")) if isinstance(data, dict) else ""
-        except ValueError:
-            pass
         act = self.actions.get(action_id)
         if act is None or not act.needs_approval or act.approved is not None:
             log.warning("autocontrol: %s for unknown or decided action %s ignored", topic, action_id)
@@ -188,13 +219,6 @@ class AutoControl:
         act.last = "approved"
         self._audit(now, act.id, "approved", by=by)
         self._attempt(act, now)
-
-    def take(self) -> tuple[list[Outgoing], list[str]]:
-        out, lines = self.outbox, self.lines
-        self.outbox, self.lines = [], []
-        return out, lines
-
-    # ---- the pipeline -------------------------------------------------------------------------------
 
     def _new(self, account: str, action: str, labels: Mapping[str, str], now: float, approval: bool) -> None:
         acc = self._account(account)

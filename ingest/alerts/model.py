@@ -106,6 +106,19 @@ def account_subject(account: str) -> str:
     return f"account/{account}"
 
 
+def subject_kind(subject: str) -> str:
+    """What a subject built above is about: gateway, device (meters included), area, phase, hall,
+    counter or account (the contract's `subject_kind`)."""
+    head, _, rest = subject.partition("/")
+    if head == "account" and rest:
+        return "account"
+    if head == "area" and rest:
+        return "phase" if "/" in rest else "area"
+    if head == "hall" and rest:
+        return "counter" if "/" in rest else "hall"
+    return "device" if rest else "gateway"
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A rule's report on one (rule, subject) at time `at`: the condition is `active` or not.

@@ -1,77 +1,110 @@
 """Where alert state changes go: retained MQTT topics, the InfluxDB `alert` measurement, a webhook.
 
-Layer: ingest alert I/O. Must not: decide anything about the life cycle (the engine did), or let a slow
-webhook hold up the engine.
+Layer: ingest alert I/O. Must not: decide anything about the life cycle (the engine did), let a slow
+broker or webhook hold up the engine, or publish an alert any other way than `encode` below.
+
+The message (MQTT and webhook) is `protocols.messages.Alert`, built by `message()` — the one place
+the engine's `model.Alert` becomes the contract — encoded with msgspec and decoded again before it
+leaves (`encode`), so nothing the contract refuses is ever published: such a change is logged with its
+rule, subject and the field, and counted (`contract_refused`).
 
 MQTT (`gridedge/v1/alerts/{rule}/{subject}`, QoS 1, own paho client `<client_id>-pub`):
-- firing / updated: the alert as JSON, **retained** — a dashboard that connects later sees every
-  firing alert;
-- resolved: the final record (state `resolved`, ended_at, duration_s) **not retained**, immediately
-  followed by an empty retained payload that clears the topic. Live subscribers thus get the
-  resolution with its duration; late subscribers see nothing. There is no separate `.../resolved`
-  topic: subjects contain `/` (`gw/dev`, `area/x`), so a suffix would be ambiguous.
+- firing / updated: the message, **retained** — a dashboard that connects later sees every firing alert;
+- resolved: the final record (state `resolved`, `end_ts`) **not retained**, immediately followed by an
+  empty retained payload that clears the topic. Live subscribers thus get the resolution; late
+  subscribers see nothing. There is no separate `.../resolved` topic: subjects contain `/`
+  (`gw/dev`, `area/x`), so a suffix would be ambiguous.
 Publishing is idempotent (a retained topic holds one state), which is what makes a restart that
 re-publishes harmless.
+
+In-flight window: `Publisher.submit` hands a message to paho and returns a future that the PUBACK
+resolves; the engine waits only when `window` publishes are unacknowledged. One connection sends in
+the order of `submit`, and the broker acknowledges a connection's QoS 1 messages in order, so a later
+change of one topic is never acknowledged before an earlier one. The role (ingest/alerts/commits.py)
+awaits a batch's futures before it saves the state that batch produced.
 
 InfluxDB: measurement `alert`, tags rule, subject, severity; fields state, value, message,
 duration_s, started_at (s); one point per change at the time of the change (firing: fired_at,
 resolved: when the engine resolved it). A resolved point that would land on its firing point's
 millisecond is moved 1 ms later so both stay. Lines the database cannot take right now are kept
-(bounded) and retried with the next change.
+(bounded) and retried with the next flush.
 
-Webhook (optional): each change POSTed as the same JSON; a bounded queue feeds one sender task that
-retries with exponential back-off and full jitter; a full queue drops the change and counts it.
-
-Payload (JSON): rule, subject, state, severity, started_at, fired_at, ended_at, duration_s, value,
-message, labels, flaps — times in UNIX seconds.
+Webhook (optional): each change POSTed as the same JSON as on MQTT; a bounded queue feeds one sender
+task that retries with exponential back-off and full jitter; a full queue drops the change and counts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from protocols import messages as m
 from protocols import topics
+from protocols.errors import ContractError
 
 from ..config import MqttSection
 from ..errors import RetryableWrite
 from ..influx import InfluxWriter
 from ..lineproto import point
-from ..subscriber import configure, publish_confirmed
+from ..subscriber import configure
 from .config import WebhookSection
 from .engine import Change
-from .model import Alert, AlertState
+from .model import AlertState, subject_kind
 
 log = logging.getLogger("ingest.alerts")
 
 MAX_PENDING_LINES = 100_000
+WINDOW = 1000  # unacknowledged publishes before the engine waits (paho keeps them and resends them)
+CONFIRM_TIMEOUT_S = 10.0  # a batch's publishes unacknowledged this long are counted and its state saved
 
 
-def payload(alert: Alert) -> dict[str, Any]:
-    return {
-        "rule": alert.rule,
-        "subject": alert.subject,
-        "state": alert.state.value,
-        "severity": alert.severity.value,
-        "started_at": alert.started_at,
-        "fired_at": alert.fired_at,
-        "ended_at": alert.ended_at,
-        "duration_s": alert.duration_s,
-        "value": alert.value,
-        "message": alert.message,
-        "labels": dict(alert.labels),
-        "flaps": alert.flaps,
-    }
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def message(change: Change) -> m.Alert:
+    """The contract message of one alert state change (the only conversion of a `model.Alert`)."""
+    a = change.alert
+    kind = subject_kind(a.subject)
+    gw, _, dev = a.subject.partition("/") if kind in ("device", "gateway") else ("", "", "")
+    return m.Alert(
+        schema=m.SCHEMA_VERSION,
+        ts=_ms(change.at),
+        rule=a.rule,
+        subject=a.subject,
+        severity=a.severity.value,
+        state=a.state.value,
+        change=change.kind,
+        start_ts=_ms(a.started_at),
+        message=a.message,
+        subject_kind=kind,
+        fire_ts=None if a.fired_at is None else _ms(a.fired_at),
+        end_ts=None if a.ended_at is None else _ms(a.ended_at),
+        value=None if a.value is None else float(a.value),
+        gw=gw,
+        dev=dev,
+        labels={str(k): str(v) for k, v in a.labels.items()},
+        flaps=a.flaps,
+    )
+
+
+def encode(change: Change) -> bytes:
+    """The message as published; ContractError when the contract would refuse it (checked by decoding
+    it exactly as a subscriber does)."""
+    body = m.encode(message(change))
+    topics.decode_payload(
+        topics.parse_topic(topics.alert_topic(change.alert.rule, change.alert.subject)), body
+    )
+    return body
 
 
 def influx_line(change: Change) -> str:
@@ -95,6 +128,7 @@ def influx_line(change: Change) -> str:
 class OutputStats:
     published: int = 0
     publish_unconfirmed: int = 0
+    contract_refused: int = 0
     influx_points: int = 0
     influx_pending: int = 0
     influx_dropped: int = 0
@@ -103,17 +137,34 @@ class OutputStats:
     webhook_dropped: int = 0
 
 
-class Publisher:
-    """A QoS 1 publishing MQTT client (paho's network thread; it reconnects by itself)."""
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One submitted publish: `acked` resolves True at its PUBACK (False: the broker refused it)."""
 
-    def __init__(self, cfg: MqttSection, client_id: str) -> None:
+    topic: str
+    acked: asyncio.Future[bool]
+
+
+class Publisher:
+    """A QoS 1 publishing MQTT client (paho's network thread; it reconnects by itself and resends what
+    is unacknowledged) with a bounded window of unacknowledged publishes."""
+
+    def __init__(self, cfg: MqttSection, client_id: str, *, window: int = WINDOW) -> None:
         self.cfg = cfg
+        self.window = window
         self.connected = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._client.max_inflight_messages_set(window)
         configure(self._client, cfg)
+        self._slots = asyncio.Semaphore(window)
+        self._unacked = 0
+        self._mutex = threading.Lock()  # _waiting and _early: paho's thread and the event loop
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._early: dict[int, bool] = {}  # PUBACKs that came before publish() returned their mid
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -124,9 +175,50 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
 
+    @property
+    def in_flight(self) -> int:
+        """Publishes submitted and not yet acknowledged."""
+        return self._unacked
+
+    async def submit(self, topic: str, data: bytes, *, retain: bool) -> Sent:
+        """Hand one message to paho in order; waits only while the window is full."""
+        await self._slots.acquire()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._unacked += 1
+        fut.add_done_callback(self._acknowledged)
+        # never hold our mutex across publish(): paho calls on_publish holding its own message lock
+        info = self._client.publish(topic, data, qos=1, retain=retain)
+        with self._mutex:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._waiting[info.mid] = fut
+        if early is not None:
+            fut.set_result(early)
+        return Sent(topic, fut)
+
+    def _acknowledged(self, _: asyncio.Future[bool]) -> None:
+        self._unacked -= 1
+        self._slots.release()
+
     async def publish(self, topic: str, data: bytes, *, retain: bool, timeout: float = 10.0) -> bool:
-        """True once the broker acknowledged; False when unconfirmed (paho still resends it)."""
-        return await publish_confirmed(self._client, topic, data, retain=retain, timeout=timeout)
+        """Submit and wait: True once the broker acknowledged, False when unconfirmed in `timeout`."""
+        sent = await self.submit(topic, data, retain=retain)
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(sent.acked), timeout)
+        return False
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: object, p: object) -> None:
+        ok = not getattr(rc, "is_failure", False)
+        if not ok:
+            log.error("alerts mqtt: the broker refused publish %d: %s", mid, rc)
+        with self._mutex:
+            fut = self._waiting.pop(mid, None)
+            if fut is None:
+                self._early[mid] = ok
+                return
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(_settle, fut, ok)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, p: object
@@ -142,6 +234,11 @@ class Publisher:
             self._loop.call_soon_threadsafe(self.connected.clear)
 
 
+def _settle(fut: asyncio.Future[bool], ok: bool) -> None:
+    if not fut.done():
+        fut.set_result(ok)
+
+
 class Outputs:
     def __init__(
         self,
@@ -154,22 +251,46 @@ class Outputs:
         self.webhook = webhook if webhook is not None and webhook.url else None
         self.stats = OutputStats()
         self._lines: list[str] = []
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=webhook.queue if webhook else 1)
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=webhook.queue if webhook else 1)
 
-    async def emit(self, changes: list[Change]) -> None:
-        if not changes:
-            return
+    async def emit(self, changes: list[Change]) -> list[Sent]:
+        """Submit each change's MQTT messages (in order), queue its InfluxDB point and webhook POST;
+        the returned publishes are confirmed with `confirm` (InfluxDB is written by `flush_influx`)."""
+        sent: list[Sent] = []
         for change in changes:
-            await self._publish(change)
             self._lines.append(influx_line(change))
-            self._enqueue(change)
-        await self.flush_influx()
+            try:
+                body = encode(change)
+            except ContractError as exc:
+                self.stats.contract_refused += 1
+                a = change.alert
+                log.error("alerts: %s %s not published: %s: %s", a.rule, a.subject, exc.field, exc.reason)
+                continue
+            sent += await self._publish(change, body)
+            self._enqueue(body)
+        return sent
 
-    async def write_lines(self, lines: list[str]) -> None:
+    async def send(self, topic: str, data: bytes, *, retain: bool = False) -> list[Sent]:
+        """Another message of the alert role (autocontrol) through the same window, in order."""
+        if self.publisher is None:
+            return []
+        return [await self.publisher.submit(topic, data, retain=retain)]
+
+    async def confirm(self, sent: list[Sent], timeout: float = CONFIRM_TIMEOUT_S) -> None:
+        """Wait for these publishes' PUBACKs (up to `timeout`); count the confirmed and the others."""
+        if not sent:
+            return
+        await asyncio.wait([s.acked for s in sent], timeout=timeout)
+        for s in sent:
+            if s.acked.done() and s.acked.result():
+                self.stats.published += 1
+            else:
+                self.stats.publish_unconfirmed += 1
+                log.warning("alerts: %s not confirmed by the broker (paho resends it)", s.topic)
+
+    def write_later(self, lines: list[str]) -> None:
         """Other points of the alert role (the autocontrol audit) through the same retrying path."""
-        if lines:
-            self._lines += lines
-            await self.flush_influx()
+        self._lines += lines
 
     async def flush_influx(self) -> None:
         if self.writer is None or not self._lines:
@@ -191,29 +312,25 @@ class Outputs:
         self.stats.influx_points += len(lines) - len(refused)
         self.stats.influx_pending = 0
 
-    async def _publish(self, change: Change) -> None:
+    async def _publish(self, change: Change, body: bytes) -> list[Sent]:
         if self.publisher is None:
-            return
+            return []
         a = change.alert
         topic = topics.alert_topic(a.rule, a.subject)
-        body = json.dumps(payload(a)).encode()
         if a.state is AlertState.RESOLVED:
-            oks = [
-                await self.publisher.publish(topic, body, retain=False),
-                await self.publisher.publish(topic, b"", retain=True),
+            return [
+                await self.publisher.submit(topic, body, retain=False),
+                await self.publisher.submit(topic, b"", retain=True),
             ]
-        else:
-            oks = [await self.publisher.publish(topic, body, retain=True)]
-        self.stats.published += sum(oks)
-        self.stats.publish_unconfirmed += len(oks) - sum(oks)
+        return [await self.publisher.submit(topic, body, retain=True)]
 
     # ---- webhook ------------------------------------------------------------------------------------
 
-    def _enqueue(self, change: Change) -> None:
+    def _enqueue(self, body: bytes) -> None:
         if self.webhook is None:
             return
         try:
-            self._queue.put_nowait({"kind": change.kind, **payload(change.alert)})
+            self._queue.put_nowait(body)
         except asyncio.QueueFull:
             self.stats.webhook_dropped += 1
 
@@ -227,7 +344,7 @@ class Outputs:
             delay = hook.backoff_s
             for attempt in range(hook.retries + 1):
                 try:
-                    await asyncio.to_thread(_post, hook, json.dumps(body).encode())
+                    await asyncio.to_thread(_post, hook, body)
                 except (OSError, urllib.error.URLError, ValueError) as exc:
                     (log.warning if attempt == 0 else log.debug)("alerts: webhook %s: %s", hook.url, exc)
                     if attempt == hook.retries:

@@ -3,27 +3,32 @@ timer that ticks the engine (silence is a signal).
 
 Layer: ingest alert service. Its own MQTT session (client id `mqtt.client_id + alerts.client_id_suffix`,
 QoS 1, persistent, manual acknowledgements through ingest.subscriber): a batch of deliveries is
-acknowledged only after the engine committed the alerts and rule state it produced, so a crash
-loses nothing (the broker redelivers). Payloads are decoded with the same contract as the writer; a
-malformed one is counted and skipped (the writer dead-letters it). Must not: write device data.
+acknowledged only after the broker acknowledged the alerts it produced and the engine saved the state
+behind them (ingest/alerts/commits.py), so a crash loses nothing (the broker redelivers). The engine
+does not wait for those acknowledgements: it evaluates the next batches meanwhile, within the
+publisher's window and the committer's depth. Payloads are decoded with the same contract as the
+writer; a malformed one is counted and skipped (the writer dead-letters it). Must not: write device
+data.
+
+Auto-control (off by default) is the engine's `Control`: built here with the cost-control ledger of
+the rules, it enters the engine nowhere else; its commands and audit go out through the same window.
 
 SIGHUP (installed by the CLI) calls `reload_topology`: the rules see new meters, areas and halls from
 the next message or tick on; their memory and the current alerts are kept.
 
-The clock is injectable (a callable returning UNIX seconds) so tests run in compressed time;
-`tick()` and `sync_topic` let a test drive and observe the role deterministically.
+The clock is injectable (a callable returning UNIX seconds) so tests run in compressed time; `tick()`
+evaluates the timers once and returns when its outputs are done. Tests observe the role by
+subclassing it (`_filters`, `_process`, `_finished`; tests/alerts/conftest.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from protocols import topics
 from protocols.errors import ContractError
@@ -33,11 +38,11 @@ from ..errors import RetryableWrite
 from ..influx import InfluxV1, make_writer
 from ..subscriber import Delivery, Subscriber
 from ..topology import Topology
+from .autocontrol import APPROVE, REJECT, AutoControl, decode_decision, ledger_of, load_key
 from .autocontrol import FILTERS as AUTOCONTROL_FILTERS
-from .autocontrol import AutoControl, load_key
+from .commits import Committer
 from .engine import Change, Engine
-from .costcontrol.ledger import Ledger
-from .model import Inbound, RuleSet
+from .model import Inbound, Rule, RuleSet
 from .outputs import Outputs, Publisher
 from .rules import rulesets
 from .store import Store
@@ -58,7 +63,12 @@ class RoleStats:
 
 
 def decode(topic: str, payload: bytes) -> Inbound:
-    """A delivery as the rules see it; raise ContractError for anything the contract refuses."""
+    """A delivery as the engine sees it; raise ContractError for anything the contract refuses."""
+    if topic.startswith((APPROVE, REJECT)):
+        try:
+            return decode_decision(topic, payload)
+        except ValueError as exc:
+            raise ContractError("$", str(exc)) from None
     where = topics.parse_topic(topic)
     if where.kind is topics.TopicKind.BILLING:
         try:
@@ -82,52 +92,43 @@ class AlertsRole:
         *,
         clock: Callable[[], float] = time.time,
         sets: Iterable[RuleSet] | None = None,
-        sync_topic: str | None = None,
     ) -> None:
         section = cfg.alerts
         self.cfg = cfg
         self.sets = list(rulesets() if sets is None else sets)
-        self.sync_topic = sync_topic
-        filters = list(cfg.mqtt.topics)
-        for rs in self.sets:
-            filters += [t for t in rs.topics if t not in filters]
-        if section.autocontrol.enabled:
-            filters += [t for t in AUTOCONTROL_FILTERS if t not in filters]
-        if sync_topic is not None:
-            filters.append(sync_topic)
         client_id = cfg.mqtt.client_id + section.client_id_suffix
         # never a shared subscription: stateful rules must see every message of their gateways
         mqtt_cfg = cfg.mqtt.model_copy(
-            update={"client_id": client_id, "topics": filters, "shared_group": None}
+            update={"client_id": client_id, "topics": self._filters(), "shared_group": None}
         )
         self.subscriber = Subscriber(mqtt_cfg)
         self.store = Store(section.state_path, section.history)
         self.topology = topology or Topology.empty()
-        self.engine = Engine.build(section, self.topology, self.sets, clock=clock, store=self.store)
-        self.autocontrol = self._autocontrol() if section.autocontrol.enabled else None
+        control = self._autocontrol if section.autocontrol.enabled else None
+        self.engine = Engine.build(
+            section, self.topology, self.sets, clock=clock, store=self.store, control=control
+        )
+        self.autocontrol = self.engine.control if isinstance(self.engine.control, AutoControl) else None
         self.writer = make_writer(cfg.influx)
         self.outputs = Outputs(Publisher(cfg.mqtt, client_id + "-pub"), self.writer, section.webhook)
+        self.committer = Committer(self.engine, self.outputs, self._acknowledge)
         self.stats = RoleStats()
-        self.synced: list[bytes] = []  # sync markers seen, in order (tests)
-        self._synced_event = asyncio.Event()
         self._lock = asyncio.Lock()
-        self.topology_reloaded = asyncio.Event()  # set by every successful reload (tests clear it)
 
-    def _autocontrol(self) -> AutoControl:
-        """The trip / reconnect policy, reading keep-power from the cost-control rule's ledger, kept in
-        the engine's rule list so that its pending actions are committed with the alerts."""
+    def _filters(self) -> list[str]:
+        """What the role subscribes to: the contract topics, what the rule sets ask for, autocontrol's."""
+        filters = list(self.cfg.mqtt.topics)
+        for rs in self.sets:
+            filters += [t for t in rs.topics if t not in filters]
+        if self.cfg.alerts.autocontrol.enabled:
+            filters += [t for t in AUTOCONTROL_FILTERS if t not in filters]
+        return filters
+
+    def _autocontrol(self, rules: Sequence[Rule]) -> AutoControl:
+        """The trip / reconnect policy, reading keep-power and meters from the cost-control ledger."""
         section = self.cfg.alerts
-        found = (getattr(r, "ledger", None) for _, r in self.engine.rules)
-        ledgers = [x for x in found if isinstance(x, Ledger)]
-        lookup = ledgers[0].account if ledgers else (lambda _: None)
-        policy = AutoControl(
-            section.autocontrol, load_key(section.autocontrol, section.state_path.parent), account=lookup
-        )
-        state = self.store.load().rules.get("autocontrol")
-        if state is not None:
-            policy.restore(state)
-        self.engine.rules.append(("autocontrol", policy))
-        return policy
+        key = load_key(section.autocontrol, section.state_path.parent)
+        return AutoControl(section.autocontrol, key, account=ledger_of(rules))
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._prepare_database()
@@ -138,6 +139,7 @@ class AlertsRole:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._consume(), name="alerts:consume"),
+                    tg.create_task(self.committer.run(), name="alerts:commit"),
                     tg.create_task(self.subscriber.watch(), name="alerts:watch-network"),
                     tg.create_task(self._ticker(), name="alerts:tick"),
                     tg.create_task(self.outputs.run_webhook(), name="alerts:webhook"),
@@ -147,6 +149,7 @@ class AlertsRole:
                     task.cancel()
         finally:
             try:
+                await self.committer.drain()
                 self.engine.commit()
             finally:
                 await asyncio.to_thread(self.subscriber.stop)
@@ -168,27 +171,14 @@ class AlertsRole:
             return
         self.topology = topology
         self.engine.set_topology(topology)
-        self.topology_reloaded.set()
         log.warning("alerts: topology %s reloaded: %d device(s)", self.cfg.topology, len(topology.devices))
 
     async def tick(self) -> None:
-        """Evaluate the timers once (the ticker does this every `alerts.tick_s`)."""
+        """Evaluate the timers once (the ticker does this every `alerts.tick_s`); returns once the
+        changes are confirmed and saved."""
         async with self._lock:
-            changes = self.engine.tick()
-            await self.outputs.emit(changes)
-            await self._control(changes)
-            if not changes:
-                await self.outputs.flush_influx()  # retry what the database could not take
-            self.engine.commit()
-
-    async def wait_synced(self, marker: bytes, timeout: float) -> bool:
-        """True once a delivery on `sync_topic` with this payload has been processed."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while marker not in self.synced:
-                    self._synced_event.clear()
-                    await self._synced_event.wait()
-        return marker in self.synced
+            step = await self._step(self.engine.tick(), [])
+        await step
 
     async def _prepare_database(self) -> None:
         if isinstance(self.writer, InfluxV1) and self.cfg.influx.create_database:
@@ -206,42 +196,39 @@ class AlertsRole:
         while True:
             batch = await self.subscriber.take(TAKE, None)
             async with self._lock:
-                markers: list[list[Any] | bytes] = []
+                changes: list[Change] = []
                 for start in range(0, len(batch), SLICE):
-                    if start:  # let the writer role (same event loop by default) run in between
-                        await asyncio.sleep(0)
-                    markers += [self._process(d) for d in batch[start : start + SLICE]]
-                changes = [c for found in markers if isinstance(found, list) for c in found]
-                await self.outputs.emit(changes)
-                await self._control(changes)
-                self.engine.commit()
-            acked = await asyncio.to_thread(self.subscriber.ack, batch)
-            self.stats.acked += acked
-            seen = [x for x in markers if isinstance(x, bytes)]
-            if seen:
-                self.synced += seen
-                self._synced_event.set()
+                    # let the writer role (same event loop by default) run between two slices, also
+                    # between two batches: the acknowledgement no longer suspends this task
+                    await asyncio.sleep(0)
+                    for d in batch[start : start + SLICE]:
+                        changes += self._process(d)
+                await self._step(changes, batch)
 
-    async def _control(self, changes: list[Change]) -> None:
-        """Hand alert changes to the trip / reconnect policy; publish its commands and audit.
-        Published before the commit: after a crash a command may go twice, never not at all."""
-        if self.autocontrol is None:
-            return
-        self.autocontrol.on_changes(changes, self.engine.clock())
-        outgoing, lines = self.autocontrol.take()
-        assert self.outputs.publisher is not None
-        for item in outgoing:
-            if not await self.outputs.publisher.publish(item.topic, item.payload, retain=item.retain):
-                log.warning("alerts: autocontrol: %s not confirmed by the broker", item.topic)
-        await self.outputs.write_lines(lines)
+    async def _step(self, changes: list[Change], batch: list[Delivery]) -> asyncio.Future[None]:
+        """Submit the changes and the control's messages (in order, within the window) and queue the
+        state they leave for the committer. Commands go out before the state is saved: after a crash a
+        command may go twice, never not at all."""
+        sent = await self.outputs.emit(changes)
+        if self.autocontrol is not None:
+            outgoing, lines = self.autocontrol.take()
+            for item in outgoing:
+                sent += await self.outputs.send(item.topic, item.payload, retain=item.retain)
+            self.outputs.write_later(lines)
+        step = await self.committer.put(sent, self.engine.prepare(), batch)
+        return step.done
 
-    def _process(self, d: Delivery) -> list[Any] | bytes:
+    async def _acknowledge(self, batch: list[Delivery]) -> int:
+        acked = await asyncio.to_thread(self.subscriber.ack, batch)
+        self.stats.acked += acked
+        self._finished(batch)
+        return acked
+
+    def _finished(self, batch: list[Delivery]) -> None:
+        """A batch is evaluated, its alerts confirmed, their state saved and it is acknowledged."""
+
+    def _process(self, d: Delivery) -> list[Change]:
         self.stats.received += 1
-        if d.topic == self.sync_topic:
-            return d.payload
-        if self.autocontrol is not None and self.autocontrol.handles(d.topic):
-            self.autocontrol.on_control(d.topic, d.payload, self.engine.clock())
-            return []
         try:
             inbound = decode(d.topic, d.payload)
         except ContractError as exc:

@@ -23,13 +23,14 @@ Usage::
 
 `publish` returns once the role has processed the message (a marker on a private sync topic is
 published after it and awaited: deterministic, no sleeps); `advance` processes everything published
-so far at the current time, then moves the clock and ticks. `h.role` is the running
-`ingest.alerts.role.AlertsRole` (`h.engine`, `h.role.stats`, `h.role.outputs.stats`).
+so far at the current time, then moves the clock and ticks. `h.role` is the running `SyncedRole`, an
+`ingest.alerts.role.AlertsRole` with the test's hooks (`h.engine`, `h.role.stats`, `h.role.outputs.stats`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import uuid
@@ -42,10 +43,11 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.alerts.engine import Engine
+from ingest.alerts.engine import Change, Engine
 from ingest.alerts.model import RuleSet
 from ingest.alerts.role import AlertsRole
 from ingest.config import IngestConfig
+from ingest.subscriber import Delivery
 from ingest.topology import Topology
 from protocols import messages as m
 from protocols.config import load as load_model
@@ -53,6 +55,46 @@ from protocols.config import load as load_model
 from .clock import T0_S, FakeClock
 
 ALERTS_FILTER = "gridedge/v1/alerts/#"
+
+
+class SyncedRole(AlertsRole):
+    """The role plus what tests observe it by: a private sync topic whose markers are recorded once
+    their batch is finished (evaluated, alerts confirmed, state saved, acknowledged), and an event set
+    by every successful topology reload."""
+
+    def __init__(self, *args: Any, sync_topic: str, **kwargs: Any) -> None:
+        self.sync_topic = sync_topic
+        self.synced: list[bytes] = []
+        self._synced_event = asyncio.Event()
+        self.topology_reloaded = asyncio.Event()  # tests clear it
+        super().__init__(*args, **kwargs)
+
+    def _filters(self) -> list[str]:
+        return [*super()._filters(), self.sync_topic]
+
+    def _process(self, d: Delivery) -> list[Change]:
+        return [] if d.topic == self.sync_topic else super()._process(d)
+
+    def _finished(self, batch: list[Delivery]) -> None:
+        seen = [d.payload for d in batch if d.topic == self.sync_topic]
+        if seen:
+            self.synced += seen
+            self._synced_event.set()
+
+    def reload_topology(self) -> None:
+        before = self.topology
+        super().reload_topology()
+        if self.topology is not before:
+            self.topology_reloaded.set()
+
+    async def wait_synced(self, marker: bytes, timeout: float) -> bool:
+        """True once a delivery on `sync_topic` with this payload has been finished."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while marker not in self.synced:
+                    self._synced_event.clear()
+                    await self._synced_event.wait()
+        return marker in self.synced
 
 
 class _Client:
@@ -115,7 +157,7 @@ class AlertHarness:
         self._marker_topic = f"gridedge-test/marker/{uuid.uuid4().hex[:8]}"
         self.pub = _Client(mosquitto.port)
         self.watch = _Client(mosquitto.port, [ALERTS_FILTER, self._marker_topic])
-        self.role: AlertsRole | None = None
+        self.role: SyncedRole | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -136,7 +178,7 @@ class AlertHarness:
 
     async def start(self) -> None:
         assert self._task is None
-        self.role = AlertsRole(
+        self.role = SyncedRole(
             self.cfg, self.topology, clock=self.clock, sets=self.sets, sync_topic=self.sync_topic
         )
         self._stop = asyncio.Event()

@@ -152,7 +152,7 @@ async def test_device_offline_end_to_end_with_a_restart(alert_harness) -> None:
     await h.advance(61)
     (fired,) = h.retained_alerts().items()
     assert fired[0] == key
-    assert fired[1]["state"] == "firing" and fired[1]["started_at"] == t0 + 1
+    assert fired[1]["state"] == "firing" and fired[1]["start_ts"] == round((t0 + 1) * 1000)
     assert fired[1]["labels"] == {"gw": GW, "dev": DEV, "site": "site-1", "area": "area-1", "phase": "A"}
     (row,) = h.influx_alerts()
     assert (row["rule"], row["subject"], row["state"]) == ("device_offline", f"{GW}/{DEV}", "firing")
@@ -174,7 +174,7 @@ async def test_device_offline_end_to_end_with_a_restart(alert_harness) -> None:
     live = await h.alert_messages()
     # live subscribers: the firing record, the resolution with its duration, then the clearing
     assert [p["state"] if p else None for _, p, _ in live] == ["firing", "resolved", None]
-    assert live[1][1]["duration_s"] == rows[1]["duration_s"]
+    assert (live[1][1]["end_ts"] - live[1][1]["start_ts"]) / 1000 == pytest.approx(rows[1]["duration_s"])
     assert h.engine.get(*key).state is AlertState.RESOLVED  # type: ignore[union-attr]
 
 

@@ -433,6 +433,7 @@ PAYLOAD_SEEDS: list[bytes] = [
             subject="gw1/m1",
             severity="major",
             state="firing",
+            change="firing",
             start_ts=NOW_MS,
             message="x",
             value=1.5,

@@ -1,0 +1,86 @@
+"""The alert role's durability steps: a batch's publishes confirmed, then the state it produced saved,
+then its MQTT deliveries acknowledged — in batch order, while the engine goes on evaluating.
+
+Layer: ingest alert service. Must not: evaluate (the engine did), publish (the outputs did), or finish
+a step before an earlier one.
+
+Why: each alert publish used to be awaited under the engine's lock (up to 10 s per change with a slow
+broker), so one slow PUBACK stalled every rule. Now the role submits a batch's messages into the
+publisher's window, takes the engine's `prepare()`d copy and queues a `Step`; this task finishes the
+steps one by one. The durability promise is unchanged: the store holds only state whose changes the
+broker acknowledged (or gave up on after `CONFIRM_TIMEOUT_S`, counted as unconfirmed, as before), and
+the deliveries are acknowledged only after that, so a crash re-evaluates and re-publishes (idempotent).
+The queue is bounded (`DEPTH` steps): past it the engine waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..subscriber import Delivery
+from .engine import Engine, Prepared
+from .outputs import CONFIRM_TIMEOUT_S, Outputs, Sent
+
+DEPTH = 64  # batches whose publishes may be in flight at once
+DRAIN_S = CONFIRM_TIMEOUT_S  # at stop: how long the queued steps may wait for their acks, in all
+
+
+@dataclass
+class Step:
+    sent: list[Sent]
+    prepared: Prepared | None
+    batch: list[Delivery]
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Committer:
+    def __init__(
+        self,
+        engine: Engine,
+        outputs: Outputs,
+        ack: Callable[[list[Delivery]], Awaitable[int]],
+        *,
+        depth: int = DEPTH,
+    ) -> None:
+        self.engine, self.outputs, self._ack = engine, outputs, ack
+        self._queue: asyncio.Queue[Step] = asyncio.Queue(maxsize=depth)
+        self._current: Step | None = None  # taken from the queue, not finished (a cancelled run)
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize() + (self._current is not None)
+
+    async def put(self, sent: list[Sent], prepared: Prepared | None, batch: list[Delivery]) -> Step:
+        """Queue one step (waits while `depth` steps are unfinished); await `step.done` to follow it."""
+        step = Step(sent, prepared, batch)
+        await self._queue.put(step)
+        return step
+
+    async def run(self) -> None:
+        """Finish steps in order (a named task of the role)."""
+        while True:
+            if self._current is None:
+                self._current = await self._queue.get()
+            await self._finish(self._current, CONFIRM_TIMEOUT_S)
+            self._current = None
+
+    async def drain(self) -> None:
+        """At stop (the run task cancelled): finish what is queued, waiting `DRAIN_S` in all for acks."""
+        deadline = time.monotonic() + DRAIN_S
+        while self._current is not None or not self._queue.empty():
+            step = self._current or self._queue.get_nowait()
+            self._current = step
+            await self._finish(step, max(0.0, deadline - time.monotonic()))
+            self._current = None
+
+    async def _finish(self, step: Step, timeout: float) -> None:
+        await self.outputs.confirm(step.sent, timeout)
+        await self.outputs.flush_influx()
+        self.engine.save(step.prepared)
+        if step.batch:
+            await self._ack(step.batch)
+        if not step.done.done():
+            step.done.set_result(None)
