@@ -6,7 +6,8 @@ then acknowledges the batch's deliveries to the broker. A database outage stops 
 the broker holds the backlog (Receive Maximum bounds what we hold); a crash before the acks means the
 broker redelivers and the rewrite overwrites the same points (no duplicates).
 
-Self-metrics go to InfluxDB as measurement `ingest` and, optionally, to a Prometheus text endpoint.
+Self-metrics go to InfluxDB as measurement `ingest` and, optionally (`metrics.prometheus_port`), to a
+Prometheus endpoint (ingest/prometheus.py, prometheus_client's server).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from protocols import messages as m
 from protocols import topics
 from protocols.errors import ContractError
 
+from . import prometheus
 from .config import IngestConfig
 from .errors import RetryableWrite
 from .influx import InfluxV1, InfluxWriter, make_writer
@@ -105,8 +107,9 @@ class Ingest:
                     tg.create_task(self._metrics(), name="ingest:metrics"),
                     tg.create_task(self.subscriber.watch(), name="ingest:watch-network"),
                 ]
-                if self.cfg.metrics.prometheus_port is not None:
-                    tasks.append(tg.create_task(self._prometheus(), name="ingest:prometheus"))
+                if (port := self.cfg.metrics.prometheus_port) is not None:
+                    endpoint = prometheus.serve(port, self.metric_fields)
+                    tasks.append(tg.create_task(endpoint, name="ingest:prometheus"))
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
@@ -306,27 +309,3 @@ class Ingest:
                 with contextlib.suppress(RetryableWrite):
                     await self.writer.write(self._extra_lines)
                     self._extra_lines = []
-
-    async def _prometheus(self) -> None:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await reader.readuntil(b"\r\n\r\n")
-                body = "".join(
-                    f"gridedge_ingest_{k} {float(v)}\n" for k, v in self.metric_fields().items()
-                ).encode()
-                head = (
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                )
-                writer.write(head.encode() + body)
-                await writer.drain()
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-                pass
-            finally:
-                writer.close()
-
-        port = self.cfg.metrics.prometheus_port
-        server = await asyncio.start_server(handle, "0.0.0.0", port)
-        async with server:
-            log.info("prometheus metrics on :%d/metrics", server.sockets[0].getsockname()[1])
-            await server.serve_forever()

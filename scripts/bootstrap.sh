@@ -46,6 +46,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-"$VENV/bin/python" -c 'import gridedge, pymodbus, aiomqtt, msgspec' || {
+# the run-time dependencies, and pymodbus, which only the test extra brings
+"$VENV/bin/python" -c 'import gridedge, aiomqtt, msgspec, prometheus_client, pymodbus' || {
   echo "gridedge bootstrap: the Python install failed (see pip output above)" >&2; exit 1; }
 echo "gridedge bootstrap: ready ($("$VENV/bin/gridedge" --version))"

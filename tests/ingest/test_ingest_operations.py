@@ -57,7 +57,8 @@ def _metrics(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = resp.read().decode()
-    return {name: float(value) for name, value in (line.split() for line in text.splitlines())}
+    samples = (line.split() for line in text.splitlines() if not line.startswith("#"))  # HELP, TYPE
+    return {name: float(value) for name, value in samples}
 
 
 async def test_sighup_reloads_the_topology_and_prometheus_serves_the_metrics(
