@@ -1,10 +1,16 @@
 """Turn driver output into contract messages (pure: the spool supplies `seq`, the caller the time).
 
 Layer: gateway core. The only place the gateway builds `protocols.messages` payloads, so the topics
-and fields it publishes are exactly the contract.
+and fields it publishes are exactly the contract. A sample is encoded once, when it is spooled
+(`sample`); the publisher wraps the spooled bytes of one or more samples into a reading
+(`reading_payload`) without decoding them. Must not: do I/O or read the clock.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
 
 from protocols import messages as m
 from protocols import topics
@@ -16,19 +22,29 @@ reading_topic = topics.reading_topic
 event_topic = topics.event_topic
 
 
-def reading(gw: str, dev: str, protocol: str, sample: Sample, seq: int) -> tuple[str, m.Reading]:
-    msg = m.Reading(
-        schema=m.SCHEMA_VERSION,
-        gw=gw,
-        dev=dev,
-        seq=seq,
-        ts=sample.ts_ms,
-        values=dict(sample.values),
-        quality=dict(sample.quality),
-        source=sample.source,
-        protocol=protocol,
+_json = msgspec.json.encode
+
+
+def sample(s: Sample, seq: int) -> bytes:
+    """A driver's sample as the contract's `Sample` JSON, with the seq the spool gave it."""
+    return _json(
+        m.Sample(seq=seq, ts=s.ts_ms, values=dict(s.values), quality=dict(s.quality), source=s.source)
     )
-    return topics.reading_topic(gw, dev), msg
+
+
+def reading_payload(gw: str, dev: str, protocol: str, samples: Sequence[bytes]) -> bytes:
+    """A `Reading` of `dev` from encoded `m.Sample`s (as `sample` made them), in JSON, without decoding
+    them: the first sample's fields are the reading's own (a Reading is its first Sample plus the
+    envelope: `Reading.samples()`), the others go into `more` as they are. Same message as building
+    the `m.Reading` and encoding it (the fields in another order, which JSON does not care about)."""
+    first, more = samples[0], samples[1:]
+    parts = [b'{"schema":%d,"gw":%b,"dev":%b,' % (m.SCHEMA_VERSION, _json(gw), _json(dev)), first[1:-1]]
+    if protocol:
+        parts += (b',"protocol":', _json(protocol))
+    if more:
+        parts += (b',"more":[', b",".join(more), b"]")
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 def event(gw: str, dev: str, ev: DeviceEvent, seq: int) -> tuple[str, m.Event]:

@@ -1,7 +1,8 @@
 """The scheduler's sink: poll results into the spool, device health to the publisher's retained topics.
 
-Layer: gateway core. Readings and events are written to the spool (durable, with their seq) before
-anything is published; health is retained state, not history, so it bypasses the spool.
+Layer: gateway core. Samples and events are written to the spool (durable, with their seq) before
+anything is published; health is retained state, not history, so it bypasses the spool. A sample is
+spooled as the contract's `Sample` (encoded here, once); the publisher wraps it into a reading.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from . import outbox
 from .drivers.base import DeviceEvent, Driver, PollResult, Sample
 from .health import DeviceHealth
 from .publisher import Publisher
-from .spool import Entry, Spool
+from .spool import SAMPLE, Entry, Spool
 
 
 class SpoolSink:
@@ -25,7 +26,8 @@ class SpoolSink:
         self.publisher = publisher
 
     async def poll_result(self, driver: Driver, result: PollResult) -> None:
-        entries = [self._reading(driver, s) for s in result.samples if s.values or s.quality]
+        topic = outbox.reading_topic(self.gw, driver.id)
+        entries = [self._sample(driver, topic, s) for s in result.samples if s.values or s.quality]
         entries += [self._event(driver, e) for e in result.events]
         await self.spool.add(entries)
 
@@ -38,13 +40,12 @@ class SpoolSink:
         """Command results are spooled like events: durable, published in order, never lost."""
         await self.spool.add([Entry(dev, "result", topic, lambda seq: m.encode(build(seq)))])
 
-    def _reading(self, driver: Driver, sample: Sample) -> Entry:
-        gw, dev, protocol = self.gw, driver.id, driver.kind
-
+    @staticmethod
+    def _sample(driver: Driver, topic: str, sample: Sample) -> Entry:
         def build(seq: int) -> bytes:
-            return m.encode(outbox.reading(gw, dev, protocol, sample, seq)[1])
+            return outbox.sample(sample, seq)
 
-        return Entry(dev, "reading", outbox.reading_topic(gw, dev), build)
+        return Entry(driver.id, SAMPLE, topic, build, driver.kind)
 
     def _event(self, driver: Driver, event: DeviceEvent) -> Entry:
         gw, dev = self.gw, event.dev or driver.id

@@ -8,12 +8,13 @@ window of unacknowledged publishes. A record is deleted from the spool only once
 that was not acknowledged, and the next connection resumes from the oldest record: readings are
 published at least once, and the per-gateway `seq` lets a consumer drop duplicates.
 
-Replay does not starve live data: consecutive readings of one device found in a spool chunk go out
-as one message (`Reading.more`, up to `batch_samples`), so a backlog of an hour at one-minute polls is
+Replay does not starve live data: consecutive samples of one device found in a spool chunk go out
+as one reading (`Reading.more`, up to `batch_samples`), so a backlog of an hour at one-minute polls is
 one message per device, and the newest readings are at most one chunk behind. Order per device is
-preserved because the spool is read in `seq` order.
+preserved because the spool is read in `seq` order. The spool holds each sample encoded once; a
+reading is those bytes in an envelope (`outbox.reading_payload`), nothing is decoded and re-encoded.
 
-Must not: poll devices, or build contract messages other than the status and the replay batch.
+Must not: poll devices, or build contract messages other than the status (readings: `outbox`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from paho.mqtt.properties import Properties
 from protocols import messages as m
 from protocols import topics
 
+from . import outbox
 from .config import MqttSection
-from .spool import Record, Spool
+from .spool import SAMPLE, Record, Spool
 
 log = logging.getLogger(__name__)
 
@@ -237,45 +239,33 @@ class Publisher:
         self.stats.last_ack_monotonic = time.monotonic()
 
     def _messages(self, records: list[Record]) -> Iterator[tuple[str, bytes, list[int]]]:
-        """Events one by one; the readings of each device in this chunk merged (in seq order) into
-        messages of up to `batch_samples`. Messages go out in the order of their first seq."""
+        """Finished messages (events, results) one by one; the samples of each device in this chunk
+        wrapped (in seq order) into readings of up to `batch_samples`. Messages go out in the order of
+        their first seq."""
         runs: dict[str, list[Record]] = {}
-        out: list[tuple[int, list[Record]]] = []
+        out: list[list[Record]] = []
         for rec in records:
-            if rec.kind != "reading":
-                out.append((rec.seq, [rec]))
+            if rec.kind != SAMPLE:
+                out.append([rec])
                 continue
-            run = runs.get(rec.dev)
+            run = runs.get(rec.topic)
             if run is None or len(run) >= self.cfg.batch_samples:
-                run = runs[rec.dev] = []
-                out.append((rec.seq, run))
+                run = runs[rec.topic] = []
+                out.append(run)
             run.append(rec)
-        for _, group in out:
-            yield self._merge(group)
+        for group in out:
+            yield self._message(group)
 
     @staticmethod
-    def _merge(run: list[Record]) -> tuple[str, bytes, list[int]]:
-        first = run[0]
-        if len(run) == 1:
-            return first.topic, first.payload, [first.seq]
-        head = m.decode(m.Reading, first.payload)
-        more = []
-        for rec in run[1:]:
-            r = m.decode(m.Reading, rec.payload)
-            more.append(m.Sample(seq=r.seq, ts=r.ts, values=r.values, quality=r.quality, source=r.source))
-        merged = m.Reading(
-            schema=head.schema,
-            gw=head.gw,
-            dev=head.dev,
-            seq=head.seq,
-            ts=head.ts,
-            values=head.values,
-            quality=head.quality,
-            source=head.source,
-            protocol=head.protocol,
-            more=more,
-        )
-        return first.topic, m.encode(merged), [r.seq for r in run]
+    def _message(group: list[Record]) -> tuple[str, bytes, list[int]]:
+        first = group[0]
+        seqs = [rec.seq for rec in group]
+        if first.kind != SAMPLE:
+            return first.topic, first.payload, seqs
+        # the topic the sample was spooled under names the gateway (and device) it was acquired by
+        where = topics.parse_topic(first.topic)
+        payload = outbox.reading_payload(where.gw, where.dev, first.protocol, [r.payload for r in group])
+        return first.topic, payload, seqs
 
     async def _commands(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

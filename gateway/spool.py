@@ -10,6 +10,13 @@ loses nothing already accepted; `normal` survives a crash of the gateway process
 commits on power loss; `off` leaves it to the OS. All SQLite work runs on one dedicated thread, so the
 event loop never blocks on the SD card.
 
+A record is either a `sample` (an encoded `protocols.messages.Sample` of one device, plus the
+device's protocol: the publisher builds the reading around it, several samples of one device in one
+message) or a finished message (an event, a command result, a reading spooled by a format-0 gateway)
+that is published as it is. The file format is `PRAGMA user_version`; a spool written by an older
+gateway is taken over on open (its records are kept and published), one written by a newer one is
+refused rather than misread.
+
 Must not: know MQTT, or decide publish order (the publisher does, from `pending`).
 """
 
@@ -30,14 +37,19 @@ T = TypeVar("T")
 FsyncPolicy = Literal["always", "normal", "off"]
 _SYNC = {"always": "FULL", "normal": "NORMAL", "off": "OFF"}
 
+# Format 0 (up to a260772) had no `protocol` column and spooled every reading as a finished message
+# (kind "reading"); those rows are still published as they are. Format 1 spools samples (kind "sample").
+FORMAT = 1
+SAMPLE = "sample"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS record (
-    seq     INTEGER PRIMARY KEY,
-    dev     TEXT NOT NULL,
-    kind    TEXT NOT NULL,
-    topic   TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    size    INTEGER NOT NULL
+    seq      INTEGER PRIMARY KEY,
+    dev      TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    topic    TEXT NOT NULL,
+    payload  BLOB NOT NULL,
+    size     INTEGER NOT NULL,
+    protocol TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS record_dev ON record (dev, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -48,9 +60,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 class Record:
     seq: int
     dev: str
-    kind: str  # "reading" | "event"
+    kind: str  # SAMPLE, or the kind of a finished message: "event" | "result" | "reading" (format 0)
     topic: str
     payload: bytes
+    protocol: str = ""  # of a SAMPLE's device
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,7 @@ class Entry:
     kind: str
     topic: str
     build: Callable[[int], bytes]
+    protocol: str = ""
 
 
 @dataclass
@@ -144,7 +158,7 @@ class Spool:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={_SYNC[self.fsync]}")
-        db.executescript(_SCHEMA)
+        _upgrade(db, self.path)
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {check}")
@@ -188,13 +202,13 @@ class Spool:
         for entry in entries:
             seq = self._next_seq + len(seqs)
             payload = entry.build(seq)
-            rows.append((seq, entry.dev, entry.kind, entry.topic, payload, len(payload)))
+            rows.append((seq, entry.dev, entry.kind, entry.topic, payload, len(payload), entry.protocol))
             added_bytes += len(payload)
             seqs.append(seq)
         dropped = freed = 0
         try:
             db.execute("BEGIN")
-            db.executemany("INSERT INTO record VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO record VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self._set_meta("last_seq", seqs[-1])
             over = self.stats.bytes + added_bytes - self.max_bytes
             if over > 0:
@@ -229,10 +243,13 @@ class Spool:
     def _pending(self, limit: int, after: int) -> list[Record]:
         assert self._db is not None
         cur = self._db.execute(
-            "SELECT seq, dev, kind, topic, payload FROM record WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, dev, kind, topic, payload, protocol FROM record WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit),
         )
-        return [Record(seq, dev, kind, topic, bytes(payload)) for seq, dev, kind, topic, payload in cur]
+        return [
+            Record(seq, dev, kind, topic, bytes(payload), protocol)
+            for seq, dev, kind, topic, payload, protocol in cur
+        ]
 
     def _ack(self, seqs: list[int]) -> None:
         db = self._db
@@ -253,3 +270,30 @@ class Spool:
         self.stats.acked += deleted
         self.stats.depth -= deleted
         self.stats.bytes -= freed
+
+
+def _upgrade(db: sqlite3.Connection, path: Path) -> None:
+    """Create the tables, or bring a spool of an older format to FORMAT in one transaction (its records
+    and counters kept); refuse one of a newer format, which this build would misread."""
+    found = db.execute("PRAGMA user_version").fetchone()[0]
+    if found > FORMAT:
+        raise SpoolError(
+            f"spool {path}: written by a newer gridedge (spool format {found}; this build reads up to "
+            f"{FORMAT}): move it aside or run the newer version until it is empty"
+        )
+    if found == FORMAT:
+        db.executescript(_SCHEMA)
+        return
+    columns = {row[1] for row in db.execute("PRAGMA table_info(record)")}
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if columns and "protocol" not in columns:  # format 0 with records: keep them as they are
+            db.execute("ALTER TABLE record ADD COLUMN protocol TEXT NOT NULL DEFAULT ''")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {FORMAT}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
