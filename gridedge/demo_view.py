@@ -26,6 +26,7 @@ from .demo_scenarios import Progress, Scenario
 from .services import InfluxDB, ServiceError
 
 WINDOW = "1m"
+RULE_WIDTH, SUBJECT_WIDTH = 20, 24  # longest shown in full; longer ones end in an ellipsis
 MIN_ROWS = 3  # of a cut readings table, before it gives way to the alerts
 
 
@@ -73,8 +74,10 @@ class View:
         self, snap: Snapshot, scenarios: list[Scenario], progress: dict[str, Progress], *, fit: bool
     ) -> None:
         self.snap, self.scenarios, self.progress, self.fit = snap, scenarios, progress, fit
+        self.width = 80  # of the console it is drawn on, set when it is
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        self.width = options.max_width
         full = self._group(len(self.snap.readings), len(self.snap.alerts), compact=False)
         # one row spare: a live display as tall as the terminal scrolls its first line away
         budget = (options.height or options.max_height) - 1
@@ -96,7 +99,10 @@ class View:
             table = _reading_table(snap.readings[:readings], titled=not compact)
             parts += _cut(table, "meters", len(snap.readings), readings)
             parts += _cut(
-                _alert_table(snap.alerts[:alerts], titled=not compact), "alerts", len(snap.alerts), alerts
+                _alert_table(snap.alerts[:alerts], titled=not compact, width=self.width),
+                "alerts",
+                len(snap.alerts),
+                alerts,
             )
         keys = _key_line if compact else _scenario_table
         parts.append(keys(self.scenarios, self.progress))
@@ -113,7 +119,7 @@ class View:
             console, options, Group(_bus_table(snap.buses, snap.ingest), Text(snap.hall), self._keys())
         )
         r_frame = _height(console, options, _reading_table([], titled=False))
-        a_frame = _height(console, options, _alert_table([], titled=False))
+        a_frame = _height(console, options, _alert_table([], titled=False, width=self.width))
         spare = max(0, budget - fixed - r_frame - a_frame - 2)
         alerts = min(n_alert, max(spare // 2, spare - n_read))
         readings = min(n_read, spare - alerts)
@@ -134,6 +140,8 @@ def _height(console: Console, options: ConsoleOptions, renderable: RenderableTyp
 
 
 def _cut(table: Table, what: str, total: int, shown: int) -> list[RenderableType]:
+    if total == 0:  # a header without rows reads as a broken view
+        return [Text(f"no {what} yet", style="dim")]
     if shown >= total:
         return [table]
     if shown == 0:
@@ -276,13 +284,19 @@ def _reading_table(rows: list[tuple[str, ...]], *, titled: bool) -> Table:
     return table
 
 
-def _alert_table(rows: list[tuple[str, ...]], *, titled: bool) -> Table:
+def _alert_table(rows: list[tuple[str, ...]], *, titled: bool, width: int) -> Table:
+    """Widths set here, not by rich: cutting a too-wide table, rich narrows every column by the same
+    amount, which drops the short state and time columns first. The message takes what is left."""
+    rule_w = min(RULE_WIDTH, max((len(r[0]) for r in rows), default=0), width // 4)
+    subject_w = min(SUBJECT_WIDTH, max((len(r[1]) for r in rows), default=0), width // 4)
+    rule_w, subject_w = max(rule_w, len("rule")), max(subject_w, len("subject"))
+    message_w = max(len("message"), width - rule_w - subject_w - 2 * len("resolved") - 8)
     table = _table("alerts since the start (firing first)" if titled else None)
-    table.add_column("rule", no_wrap=True, overflow="ellipsis", min_width=12)
-    table.add_column("subject", no_wrap=True, overflow="ellipsis", min_width=12, max_width=28)
-    table.add_column("state", no_wrap=True, min_width=8)
-    table.add_column("changed", no_wrap=True, min_width=8)
-    table.add_column("message", no_wrap=True, overflow="ellipsis", max_width=70)
+    table.add_column("rule", no_wrap=True, overflow="ellipsis", width=rule_w)
+    table.add_column("subject", no_wrap=True, overflow="ellipsis", width=subject_w)
+    table.add_column("state", no_wrap=True, width=len("resolved"))
+    table.add_column("changed", no_wrap=True, width=len("00:00:00"))
+    table.add_column("message", no_wrap=True, overflow="ellipsis", max_width=message_w)
     for rule, subject, state, when, message in rows:
         style = "bold red" if state == "firing" else "green"
         table.add_row(rule, subject, Text(state, style=style), when, message)
