@@ -54,6 +54,7 @@ class DeviceRunner:
     turn: asyncio.Lock | None = None
     health: DeviceHealth = field(init=False)
     overruns: int = 0
+    acquired: float = 0.0  # wall time the last poll began talking to the device (its bus turn taken)
 
     def __post_init__(self) -> None:
         self.health = DeviceHealth(self.policy)
@@ -62,26 +63,28 @@ class DeviceRunner:
         interval = self.driver.config.interval_s
         offset = phase_offset(self.driver.id, interval)
         await asyncio.sleep(first_poll_delay_s)
-        await self.poll_once()
+        due: float | None = None  # the start-up poll runs at once, off the grid
         while True:
-            now = self.wall()
-            due = next_slot(now, interval, offset)
-            await asyncio.sleep(max(due - now, 0.0))
             await self.poll_once()
-            if self.wall() - due > interval:
+            now = self.wall()
+            if due is not None and now - due > interval:
                 self.overruns += 1
+            # the next slot, but not within half an interval of this poll's acquisition: the slot right
+            # after the start-up poll would publish a second reading of the device moments later
+            due = next_slot(max(now, self.acquired + interval / 2), interval, offset)
+            await asyncio.sleep(max(due - now, 0.0))
 
     async def poll_once(self) -> None:
         if not self.health.may_poll(time.monotonic()):
             return
         self.driver.probing = self.health.state == "probing"
-        started = time.monotonic()
+        started, self.acquired = time.monotonic(), self.wall()
         try:
             if self.turn is None:
                 result = await self.driver.poll()
             else:
                 async with self.turn:
-                    started = time.monotonic()
+                    started, self.acquired = time.monotonic(), self.wall()
                     result = await self.driver.poll()
         except PortUnavailable as exc:
             self.health.port_down(type(exc).__name__)  # the bus logs the port loss and its reconnects
