@@ -86,7 +86,9 @@ from .frame import (
     crc16_x25,
     normalize_sa,
     parse_frame,
+    scramble,
     strip_preamble,
+    unscramble,
 )
 from .messages import (
     FREEZE_TIME,
@@ -257,6 +259,7 @@ __all__ = [
     "reply_frame",
     "request_frame",
     "result_values",
+    "scramble",
     "secured_request",
     "set_request",
     "split_apdu",
@@ -265,5 +268,6 @@ __all__ = [
     "tag_name",
     "time_range_request",
     "to_python",
+    "unscramble",
     "unwrap",
 ]
