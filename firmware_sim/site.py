@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from protocols import config as conventions
+from protocols import kinds
 from protocols.config import Frozen
 from protocols.errors import ConfigError
 
@@ -23,11 +25,19 @@ from .clock import SimClock
 from .device import SimDevice
 from .faults import Faults
 from .line import Line, Wire
+from .runner import kind_module, say_why_quiet, serve, stop_on_sigterm
 
 
 class GroupConfig(Frozen):
-    kind: Literal["dlt645", "modbus", "hall"]
+    kind: str = Field(description="a registered device kind (protocols.kinds)")
     options: dict[str, Any] = {}
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in kinds.KINDS:
+            raise ValueError(f"unknown device kind {value!r}: expected one of {', '.join(kinds.KINDS)}")
+        return value
 
 
 class LineConfig(Frozen):
@@ -64,8 +74,6 @@ def _argv(options: dict[str, Any]) -> list[str]:
 
 
 def build_line(line: LineConfig, clock: SimClock) -> Line:
-    from .cli import kind_module
-
     devices: list[SimDevice] = []
     for group in line.devices:
         module = kind_module(group.kind)
@@ -82,7 +90,6 @@ def build_line(line: LineConfig, clock: SimClock) -> Line:
 
 
 async def serve_site(site: SiteConfig) -> None:
-    from .cli import serve
     from .control import control_loop
 
     clock = SimClock(speed=site.speed)
@@ -99,14 +106,17 @@ async def serve_site(site: SiteConfig) -> None:
                 print(f"{name} {where}", flush=True)
 
             tg.create_task(serve(line, cfg.port, kind, ready, cfg.link), name=f"sim-line:{cfg.name}")
+            for group in {g.kind for g in cfg.devices}:
+                mine = [d for d in line.devices if d.protocol == group]
+                tg.create_task(
+                    say_why_quiet(group, mine, clock, _stderr), name=f"sim-quiet:{cfg.name}:{group}"
+                )
         await asyncio.sleep(0.2)
         print("ready", flush=True)
         tg.create_task(control_loop(devices, clock), name="sim:control")
 
 
 def run_site(args: argparse.Namespace) -> int:
-    from .cli import stop_on_sigterm
-
     stop_on_sigterm()
     path = Path(args.config)
     try:
@@ -118,3 +128,7 @@ def run_site(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -62,6 +62,14 @@ class ReplyMatcher(Protocol[T_co]):
 
 
 @runtime_checkable
+class Finishing(Protocol):
+    """Optional on a ReplyMatcher: told that the line went quiet, it raises `FrameError` naming what
+    part of a frame is still buffered (a reply cut short), and returns if nothing is."""
+
+    def finish(self) -> None: ...
+
+
+@runtime_checkable
 class SizedReply(Protocol):
     """Optional on a ReplyMatcher: how many more bytes the reply needs at least (0: unknown). With it
     the bus reads a frame of known length in a few reads instead of waking up for every character."""
@@ -133,6 +141,10 @@ class Bus:
         self.line = line
         self.echo = echo
         self.stats = BusStats()
+        # the bytes of the last transaction as they were on the wire (after echo removal), for
+        # `gridedge read --raw`: what was sent and what came back, not a re-encoding of either
+        self.last_request = b""
+        self.last_reply = bytearray()
         self.state = "closed"
         self._transport = transport_factory(url, line)
         self._queue: asyncio.PriorityQueue[tuple[int, int, Transaction[Any]]] = asyncio.PriorityQueue()
@@ -289,6 +301,8 @@ class Bus:
         started = time.monotonic()
         self.stats.transactions += 1
         try:
+            self.last_request = job.request
+            self.last_reply = bytearray()
             await self._transport.write(job.request)
             sent_at = time.monotonic()
             tx_done = sent_at + self.line.wire_time(len(job.request))
@@ -314,7 +328,7 @@ class Bus:
             chunk = await self._transport.read(deadline - time.monotonic())
             if not chunk:
                 self.stats.timeouts += 1
-                what = "no reply" if received == 0 else f"incomplete reply ({received} bytes)"
+                what = "no reply" if received == 0 else f"incomplete reply ({received} bytes{_cut(matcher)})"
                 raise ResponseTimeout(f"{job.device or 'device'} on {self.name}: {what}")
             if echo is not None:
                 chunk, n = echo.strip(chunk)
@@ -323,6 +337,7 @@ class Bus:
                     deadline = max(deadline, time.monotonic() + job.timing.inter_byte_s)
                     continue
             received += len(chunk)
+            self.last_reply += chunk
             try:
                 reply = matcher.feed(chunk)
             except FrameError as exc:
@@ -342,3 +357,14 @@ class Bus:
         """After a garbled reply, wait until the line has been quiet for `quiet_s`."""
         while await self._transport.read(quiet_s):
             pass
+
+
+def _cut(matcher: object) -> str:
+    """What the matcher says was cut short when the line went quiet mid-reply (its `finish()`)."""
+    if not isinstance(matcher, Finishing):
+        return ""
+    try:
+        matcher.finish()
+    except FrameError as exc:
+        return f": {exc}"
+    return ""

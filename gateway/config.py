@@ -216,7 +216,7 @@ def _check_devices(
         if dev.id in seen_ids:
             problems.append(f"{where((*dloc, 'id'))}: device id {dev.id!r} is used twice")
         seen_ids[dev.id] = dloc
-        for key in _addresses(dev):
+        for key in dev.bus_addresses():
             if key in addresses:
                 other = addresses[key]
                 problems.append(
@@ -224,14 +224,6 @@ def _check_devices(
                 )
             addresses[key] = dev.id
     return problems
-
-
-def _addresses(dev: DeviceConfig) -> list[tuple[str, object]]:
-    if dev.kind == "dlt645":
-        return [("DL/T 645", dev.address)]
-    if dev.kind == "modbus":
-        return [("Modbus", dev.unit)]
-    return [("hall", a) for a in dev.addresses()]
 
 
 def _budget(bus: BusConfig, loc: tuple[object, ...], where: Locator) -> tuple[BusBudget, list[str]]:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 from typing import Any
 
-from protocols import ProtocolError
-
-PROTOCOLS = ("dlt645", "modbus", "hall")
+from protocols import ProtocolError, kinds
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("decode", help="decode one captured frame (hex, spaces allowed)")
-    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument("--protocol", required=True, choices=kinds.names())
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("hex", nargs="+", metavar="HEX", help="frame bytes in hex, e.g. 'FE FE 68 ... 16'")
     p.set_defaults(handler=run)
@@ -28,12 +27,16 @@ def parse_hex(parts: list[str]) -> bytes:
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise SystemExit(f"gridedge decode: not hex: {' '.join(parts)!r}") from None
+        raise ValueError(f"not hex: {' '.join(parts)!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     describe = importlib.import_module(f"protocols.{args.protocol}").describe
-    data = parse_hex(args.hex)
+    try:
+        data = parse_hex(args.hex)
+    except ValueError as exc:
+        print(f"gridedge decode: {exc}", file=sys.stderr)
+        return 2
     try:
         result: dict[str, Any] = describe(data)
     except ProtocolError as exc:

@@ -7,24 +7,32 @@ import asyncio
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from pydantic import ValidationError
+
+from protocols import kinds
 from protocols.errors import ProtocolError
 
 from ..bus import Bus
 from ..errors import GatewayError
 from ..line import LineSettings
+from ..transport import tcp_address
 
-PROTOCOLS = tuple(
-    name for name in ("dlt645", "modbus", "hall") if importlib.util.find_spec(f"gateway.commission.{name}")
-)  # a protocol whose commissioning module is not written yet is not offered
+
+def protocols() -> tuple[str, ...]:
+    """The registered kinds (`protocols.kinds`) whose commissioning module is written."""
+    return tuple(
+        name for name in kinds.names() if importlib.util.find_spec(f"gateway.drivers.{name}.commission")
+    )
 
 
 def protocol_module(name: str) -> ModuleType:
-    return importlib.import_module(f"gateway.commission.{name}")
+    return importlib.import_module(f"gateway.drivers.{name}.commission")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,12 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _common(read)
     read.add_argument("--address", help="DL/T 645 meter address, or Modbus register address for raw reads")
     read.add_argument("--raw", action="store_true", help="also print the request and reply bytes")
-    for name in PROTOCOLS:
+    for name in protocols():
         protocol_module(name).add_read_arguments(read)
     read.set_defaults(handler=lambda args: _run(args, _read))
     scan = sub.add_parser("scan", help="find the devices that answer on a line")
     _common(scan)
-    for name in PROTOCOLS:
+    for name in protocols():
         protocol_module(name).add_scan_arguments(scan)
     scan.set_defaults(handler=lambda args: _run(args, _scan))
     from . import sniff
@@ -46,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument("--protocol", required=True, choices=protocols())
     p.add_argument(
         "--port", required=True, help="/dev/ttyUSB0, /dev/pts/N, socket://HOST:PORT, tcp://HOST:PORT"
     )
@@ -57,19 +65,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def line_for(args: argparse.Namespace, module: ModuleType) -> LineSettings:
-    base: LineSettings = module.default_line()
+def line_for(args: argparse.Namespace) -> LineSettings:
+    """The kind's usual line settings (`protocols.kinds`), overridden by the flags."""
+    kind = kinds.get(args.protocol)
     return LineSettings(
-        baud=args.baud or base.baud,
-        bytesize=base.bytesize,
-        parity=args.parity or base.parity,
-        stopbits=args.stopbits or base.stopbits,
+        baud=args.baud or kind.baud,
+        bytesize=kind.bytesize,
+        parity=args.parity or kind.parity,
+        stopbits=args.stopbits or kind.stopbits,
     )
 
 
 def _run(args: argparse.Namespace, action: Callable[[Bus, argparse.Namespace, ModuleType], Any]) -> int:
     module = protocol_module(args.protocol)
-    line = line_for(args, module)
+    line = line_for(args)
 
     async def main() -> int:
         async with Bus("cli", args.port, line, echo=args.echo, reconnect_min_s=0.2) as bus:
@@ -78,13 +87,27 @@ def _run(args: argparse.Namespace, action: Callable[[Bus, argparse.Namespace, Mo
             return int(await action(bus, args, module))
 
     try:
+        _check_port(args.port)
         return asyncio.run(main())
-    except (GatewayError, ProtocolError) as exc:
+    except (GatewayError, ProtocolError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         if args.json:
-            print(json.dumps({"ok": False, "error": str(exc), "error_type": type(exc).__name__}))
+            print(json.dumps({"ok": False, "error": one_line(exc), "error_type": type(exc).__name__}))
         else:
-            print(f"gridedge {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"gridedge {args.command}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _check_port(port: str) -> None:
+    """A port that cannot exist fails at once, not after the bus's 5 s of reconnecting."""
+    if tcp_address(port) is None and not os.path.exists(port):
+        raise GatewayError(f"--port {port}: no such serial device (see `ls /dev/serial/by-id/`)")
+
+
+def one_line(exc: Exception) -> str:
+    """An error as one line: a pydantic error lists each field and message, not a traceback-like block."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+    return " ".join(str(exc).split())
 
 
 async def _read(bus: Bus, args: argparse.Namespace, module: ModuleType) -> int:

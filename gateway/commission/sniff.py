@@ -4,7 +4,7 @@ Layer: gateway commissioning. Listening is passive (nothing is ever sent), so un
 it reads the port directly: run it on a spare adapter wired to the bus, or with the gateway stopped.
 Bytes are grouped into bursts by line silence (3.5 characters, at least 5 ms: the RTU rule, which also
 separates DL/T 645 and hall frames); each burst is cut into frames of every protocol on the line by
-`sniff_decode` (hall bus, DL/T 645, Modbus RTU; what none explains is noise) and printed with its
+`protocols.sniff` (every registered kind's frames; what none explains is noise) and printed with its
 time, the silence before it and its wire time. Once the port is open a "listening" line goes to stderr.
 """
 
@@ -17,10 +17,11 @@ import sys
 import time
 from typing import Any
 
+from protocols.sniff import choices, decode_burst, summary
+
 from ..errors import GatewayError
 from ..line import LineSettings
 from ..transport import Transport
-from .sniff_decode import PROTOCOLS, decode_burst, summary
 
 __all__ = ["decode_burst", "register", "run", "sniff"]
 
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--baud", type=int, default=2400)
     p.add_argument("--parity", choices=("N", "E", "O"), default="E")
     p.add_argument("--stopbits", type=int, choices=(1, 2), default=1)
-    p.add_argument("--protocol", choices=PROTOCOLS, default="auto")
+    p.add_argument("--protocol", choices=choices(), default="auto")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--json", action="store_true", help="one JSON object per burst")
     p.set_defaults(handler=run)

@@ -25,11 +25,17 @@ from ..line import LineSettings, Timing
 class DeviceBase(Frozen):
     """Fields every device kind has. Kind-specific models subclass this and add a `kind` Literal."""
 
+    kind: str  # narrowed to the kind's Literal by each kind's model (the union's discriminator)
     id: str
     interval_s: float = 60.0
     area: str = ""
     enabled: bool = True
     tags: dict[str, str] = {}
+
+    def bus_addresses(self) -> list[tuple[str, object]]:
+        """(address space, address) of every bus address the device answers on: two devices of one
+        bus may not share one (`gateway check`). The hall answers on its dispenser, keypads and pads."""
+        raise NotImplementedError(f"{type(self).__name__}.bus_addresses")
 
 
 @dataclass(frozen=True, slots=True)

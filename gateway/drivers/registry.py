@@ -1,27 +1,45 @@
-"""Device kinds: one line each. A kind is its config model (discriminated by `kind`) and its driver."""
+"""The gateway's side of the device-kind registry (`protocols.kinds`): config models and drivers.
+
+Layer: gateway core. Each registered kind NAME has `gateway.drivers.NAME.config.CONFIG` (its pydantic
+model, discriminated by `kind`) and `gateway.drivers.NAME.driver.DRIVER`; nothing here lists kinds.
+Only the config models are imported at start-up: a driver module is imported when a device of its kind
+is configured (a gateway polling only DL/T 645 meters never loads the hall's queue logic).
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Annotated
+from functools import reduce
+from operator import or_
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
-from .base import Driver
-from .dlt645_config import Dlt645Device
-from .hall_config import HallDevice
-from .modbus_config import ModbusDevice
+from protocols import kinds
 
-DeviceConfig = Annotated[Dlt645Device | ModbusDevice | HallDevice, Field(discriminator="kind")]
+from .base import DeviceBase, Driver
 
-_DRIVER_MODULES = {
-    "dlt645": "gateway.drivers.dlt645",
-    "modbus": "gateway.drivers.modbus",
-    "hall": "gateway.drivers.hall",
-}
+
+def config_model(kind: str) -> type[DeviceBase]:
+    model: type[DeviceBase] = importlib.import_module(f"gateway.drivers.{kind}.config").CONFIG
+    return model
 
 
 def driver_class(kind: str) -> type[Driver]:
-    module = importlib.import_module(_DRIVER_MODULES[kind])
-    cls: type[Driver] = module.DRIVER
+    kinds.get(kind)  # an unregistered kind is a KeyError that lists the registered ones
+    cls: type[Driver] = importlib.import_module(f"gateway.drivers.{kind}.driver").DRIVER
     return cls
+
+
+def device_config_type() -> Any:
+    """The discriminated union of every registered kind's model, as a pydantic field type."""
+    models = [config_model(name) for name in kinds.names()]
+    if len(models) == 1:  # pydantic needs a union for a discriminator
+        return models[0]
+    return Annotated[reduce(or_, models), Field(discriminator="kind")]
+
+
+if TYPE_CHECKING:
+    DeviceConfig = DeviceBase
+else:
+    DeviceConfig = device_config_type()

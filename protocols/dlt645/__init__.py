@@ -110,6 +110,7 @@ from .messages import (
     version_of,
     write_request,
 )
+from .sniff import find_frames, summary
 from .splitter import FrameSplitter, ReplyMatcher, split_frames
 from .status import STATUS_BITS, canonical_values, status_bits, status_word_3
 
@@ -177,6 +178,7 @@ __all__ = [
     "di_to_wire",
     "encode_value",
     "encode_values",
+    "find_frames",
     "find_item",
     "freeze_request",
     "function_name",
@@ -201,6 +203,7 @@ __all__ = [
     "status_bits",
     "status_word_3",
     "strip_preamble",
+    "summary",
     "time_sync_request",
     "unscramble",
     "version_of",

@@ -32,6 +32,7 @@ from .frame import (
 )
 
 DEFAULT_MAX_BUFFER: Final = 2 * MAX_FRAME
+_MIN_FRAME: Final = HEADER + 2  # 68 A0..A5 68 C L CS 16: a frame without data
 
 
 class _Scanner(FrameScanner[Frame]):
@@ -106,6 +107,26 @@ class ReplyMatcher(ReplyMatcherBase[Frame], _Scanner):
 
     def _who(self) -> str:
         return f"meter {self.address}"
+
+    def bytes_needed(self) -> int:
+        """How many more bytes the reply needs at least (dlt645.md §1.2: a frame is 12 + L bytes, L at
+        offset 9), so the bus can read the rest of a frame in one go instead of per character.
+        Conservative: every `68` still buffered may start the reply, and one that has not started yet
+        needs at least a frame without data (12 bytes). The second `68` of a possible frame is not
+        counted as a start of its own (should that frame be a look-alike and the reply begin at its
+        second `68`, the reply is read late, after the bus's hold, but never lost)."""
+        buf = self._buf
+        need = _MIN_FRAME
+        second_starts = set()
+        i = buf.find(START)
+        while i >= 0:
+            have = len(buf) - i
+            if i not in second_starts and (have < 8 or buf[i + 7] == START):  # a possible frame start
+                second_starts.add(i + 7)
+                total = HEADER + buf[i + 9] + 2 if have >= HEADER else _MIN_FRAME
+                need = min(need, max(total - have, 1))
+            i = buf.find(START, i + 1)
+        return need
 
     def _who_sent(self, raw: bytes) -> str:
         return f"meter {address_from_wire(raw[1:7])}"

@@ -76,6 +76,7 @@ from .messages import (
     poll_request,
     start_eval_request,
 )
+from .sniff import find_frames, summary
 from .splitter import FrameSplitter, ReplyMatcher, split_frames
 
 __all__ = [
@@ -122,6 +123,7 @@ __all__ = [
     "describe",
     "display_request",
     "error_reply",
+    "find_frames",
     "func_byte",
     "function_name",
     "identify_reply",
@@ -136,4 +138,5 @@ __all__ = [
     "poll_request",
     "split_frames",
     "start_eval_request",
+    "summary",
 ]

@@ -25,7 +25,7 @@ from .errors import (
     WrongUnit,
     exception_name,
 )
-from .mbap import MbapFrame, MbapSplitter, build_mbap, parse_mbap
+from .mbap import MbapFrame, MbapReplyMatcher, MbapSplitter, build_mbap, parse_mbap
 from .pdu import (
     BitsReply,
     ExceptionReply,
@@ -71,6 +71,7 @@ from .rtu import (
     parse_rtu_request,
     split_adu,
 )
+from .sniff import find_frames, summary
 
 __all__ = [
     "DATA_TYPES",
@@ -80,6 +81,7 @@ __all__ = [
     "ExceptionCode",
     "ExceptionReply",
     "MbapFrame",
+    "MbapReplyMatcher",
     "MbapSplitter",
     "ModbusException",
     "ModbusMapError",
@@ -117,6 +119,7 @@ __all__ = [
     "describe",
     "encode_point",
     "exception_name",
+    "find_frames",
     "find_request_frame",
     "function_name",
     "load_map",
@@ -131,6 +134,7 @@ __all__ = [
     "raw_from_words",
     "raw_point",
     "split_adu",
+    "summary",
     "words_from_raw",
     "write_request",
 ]

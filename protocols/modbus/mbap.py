@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..errors import FrameError
+from .pdu import Reply, parse_reply
 
 MBAP_HEADER: Final = 7
 MAX_LENGTH: Final = 254  # unit id + 253-byte PDU
@@ -74,3 +75,30 @@ class MbapSplitter:
             frames.append(parse_mbap(bytes(self._buf[: 6 + length])))
             del self._buf[: 6 + length]
         return frames
+
+
+class MbapReplyMatcher:
+    """The reply to one Modbus TCP request, for the gateway's bus: `feed(bytes)` returns the parsed
+    `Reply` with the same transaction id (stale replies to earlier, timed-out requests are skipped and
+    counted in `stale`), or None while more bytes are needed; a reply from another unit or to another
+    function raises `FrameError`. TCP delivers a frame whole or not at all, so there is no `finish()`."""
+
+    def __init__(self, transaction_id: int, unit: int, function: int) -> None:
+        self.transaction_id = transaction_id
+        self.unit = unit
+        self.function = function
+        self.stale = 0
+        self._splitter = MbapSplitter()
+
+    def feed(self, data: bytes) -> Reply | None:
+        for frame in self._splitter.feed(data):
+            if frame.transaction_id != self.transaction_id:
+                self.stale += 1
+                continue
+            if frame.unit != self.unit:
+                raise FrameError(f"reply from unit {frame.unit}, expected {self.unit}")
+            reply = parse_reply(frame.pdu)
+            if reply.function != self.function:
+                raise FrameError(f"reply to function {reply.function}, expected {self.function}")
+            return reply
+        return None

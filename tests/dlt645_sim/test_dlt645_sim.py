@@ -10,8 +10,8 @@ import pytest
 from firmware_sim.device import SimDevice
 from firmware_sim.devices import dlt645 as sim
 from firmware_sim.devices.dlt645 import Dlt645Meter, parse_password
-from firmware_sim.devices.dlt645_meter import local_datetime
-from firmware_sim.devices.modbus_meter import RELAY_SETTLE_S
+from firmware_sim.devices.dlt645.history import local_datetime
+from firmware_sim.prepaid import RELAY_SETTLE_S
 from protocols.dlt645 import (
     CATALOGUE,
     WILDCARD,

@@ -24,7 +24,7 @@ def test_outage_is_silent_then_recorded() -> None:
 
 
 def test_relay_misoperation_keeps_the_contact_closed_after_a_trip() -> None:
-    from firmware_sim.devices.modbus_meter import RELAY_SETTLE_S
+    from firmware_sim.prepaid import RELAY_SETTLE_S
     from protocols.dlt645 import ControlCommand
     from tests.dlt645_sim.test_dlt645_sim import control
 

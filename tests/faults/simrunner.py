@@ -21,10 +21,10 @@ import json
 import sys
 from pathlib import Path
 
-from firmware_sim.cli import serve, stop_on_sigterm
 from firmware_sim.clock import SimClock
 from firmware_sim.control import execute
 from firmware_sim.line import Line
+from firmware_sim.runner import serve, stop_on_sigterm
 from firmware_sim.site import LineConfig, SiteConfig, build_line
 from protocols import config as conventions
 

@@ -17,15 +17,15 @@ from firmware_sim.devices.dlt645 import Dlt645Meter
 from firmware_sim.line import Line
 from gateway.bus import Bus
 from gateway.drivers.base import DriverContext, PollResult
-from gateway.drivers.dlt645 import Dlt645Driver
-from gateway.drivers.dlt645_backfill import (
+from gateway.drivers.dlt645.backfill import (
     CST,
     BackfillPolicy,
     BackfillState,
     meter_ms,
     midnights_between,
 )
-from gateway.drivers.dlt645_config import Dlt645Device
+from gateway.drivers.dlt645.config import Dlt645Device
+from gateway.drivers.dlt645.driver import Dlt645Driver
 from gateway.errors import ResponseTimeout
 from gateway.line import LineSettings
 from protocols.messages import EventKind

@@ -10,10 +10,10 @@ import os
 import time
 
 from gateway.bus import Bus
-from gateway.drivers.dlt645 import SizedReplyMatcher
 from gateway.line import LineSettings, Timing
 from gateway.transport import Transport
 from protocols.dlt645 import Frame, lookup, read_reply, read_request
+from protocols.dlt645 import ReplyMatcher as SizedReplyMatcher
 from tests.conftest import PtyPair
 
 LINE = LineSettings(2400, 8, "E", 1)

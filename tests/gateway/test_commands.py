@@ -20,7 +20,7 @@ import aiomqtt
 import pytest
 
 from firmware_sim.devices.dlt645 import Dlt645Meter
-from firmware_sim.devices.modbus_meter import RELAY_SETTLE_S
+from firmware_sim.prepaid import RELAY_SETTLE_S
 from gridedge.services import Mosquitto
 from protocols.signing import signed
 from tests.gateway.helpers import base_config, gateway_plan, recording, sim_line

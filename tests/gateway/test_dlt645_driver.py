@@ -13,8 +13,8 @@ import pytest
 from firmware_sim.devices.dlt645 import Dlt645Meter
 from gateway.bus import Bus
 from gateway.drivers.base import DriverContext
-from gateway.drivers.dlt645 import Dlt645Driver
-from gateway.drivers.dlt645_config import Dlt645Device
+from gateway.drivers.dlt645.config import Dlt645Device
+from gateway.drivers.dlt645.driver import Dlt645Driver
 from gateway.errors import GatewayError, ResponseTimeout
 from gateway.line import LineSettings
 from protocols.dlt645 import Credentials

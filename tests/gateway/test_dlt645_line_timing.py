@@ -15,8 +15,8 @@ import pytest
 
 from gateway.bus import Bus
 from gateway.drivers.base import DriverContext
-from gateway.drivers.dlt645 import Dlt645Driver
-from gateway.drivers.dlt645_config import Dlt645Device
+from gateway.drivers.dlt645.config import Dlt645Device
+from gateway.drivers.dlt645.driver import Dlt645Driver
 from gateway.line import LineSettings
 from protocols.dlt645 import lookup, read_reply, read_request
 

@@ -19,10 +19,10 @@ from firmware_sim.devices.dlt645 import Dlt645Meter
 from firmware_sim.devices.modbus import ModbusPrepaidMeter
 from gateway.bus import Bus
 from gateway.drivers.base import DriverContext
-from gateway.drivers.dlt645 import Dlt645Driver
-from gateway.drivers.dlt645_config import Dlt645Device
-from gateway.drivers.modbus import ModbusDriver
-from gateway.drivers.modbus_config import ModbusDevice
+from gateway.drivers.dlt645.config import Dlt645Device
+from gateway.drivers.dlt645.driver import Dlt645Driver
+from gateway.drivers.modbus.config import ModbusDevice
+from gateway.drivers.modbus.driver import ModbusDriver
 from gateway.line import LineSettings
 from tests.gateway.helpers import sim_line
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from gateway.commission.sniff import decode_burst
 from protocols.dlt645 import lookup, read_reply, read_request
 from protocols.modbus import ReadRequest, build_rtu_request
+from protocols.sniff import decode_burst
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +22,10 @@ def test_decode_burst_recognises_each_protocol_and_noise() -> None:
     request = read_request("000000000001", item.di).encode(4)
     reply = read_reply("000000000001", item.di, bytes.fromhex("78563412")).encode(0)
     frames = decode_burst(b"\x00\xff" + request + reply)  # noise, our request and its reply in one burst
-    assert [f["kind"] for f in frames] == ["read request", "read reply"]
-    assert frames[1]["canonical"] == {"energy_import_kwh": 123456.78}
+    # the noise before the request is reported (it used to vanish); the FE preamble is the frame's own
+    assert [f.get("kind") for f in frames] == [None, "read request", "read reply"]
+    assert frames[0] == {"protocol": "unknown", "noise": "00 ff"}
+    assert frames[2]["canonical"] == {"energy_import_kwh": 123456.78}
     modbus = decode_burst(build_rtu_request(7, ReadRequest(3, 0, 2)))
     assert modbus[0]["protocol"] == "modbus" and modbus[0]["unit"] == 7
     assert decode_burst(b"\x01\x02\x03")[0]["protocol"] == "unknown"

@@ -14,8 +14,7 @@ import time
 import pytest
 
 from firmware_sim.devices.hall import build_hall
-from firmware_sim.devices.hall_model import HallParams
-from gateway.commission.sniff_decode import decode_burst, summary
+from firmware_sim.devices.hall.model import HallParams
 from protocols.dlt645 import lookup, read_reply, read_request
 from protocols.hall import (
     DeviceKind,
@@ -38,6 +37,7 @@ from protocols.hall import (
     start_eval_request,
 )
 from protocols.modbus import ReadRequest, build_rtu_request
+from protocols.sniff import decode_burst, summary
 
 KEYPAD, PAD, DISPENSER = 3, 33, 1
 

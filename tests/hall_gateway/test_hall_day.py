@@ -22,13 +22,13 @@ import pytest
 from firmware_sim.clock import SimClock
 from firmware_sim.devices.hall import HallDevice as SimHallDevice
 from firmware_sim.devices.hall import build_hall
-from firmware_sim.devices.hall_model import HallParams, keypad_address, pad_address
+from firmware_sim.devices.hall.model import HallParams, keypad_address, pad_address
 from firmware_sim.faults import Faults
 from firmware_sim.line import Line, Wire
 from gateway.bus import Bus
 from gateway.drivers.base import DeviceEvent, DriverContext
-from gateway.drivers.hall import HallDriver
-from gateway.drivers.hall_config import HallDevice
+from gateway.drivers.hall.config import HallDevice
+from gateway.drivers.hall.driver import HallDriver
 from gateway.errors import GatewayError
 from gateway.line import LineSettings
 from protocols.hall import Event, Evt

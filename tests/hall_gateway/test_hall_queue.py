@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.drivers.hall_queue import HallQueue, Out
+from gateway.drivers.hall.queue import HallQueue, Out
 from protocols.hall import Event, Evt, Level
 from protocols.messages import EVENT_REQUIRED, EventKind
 

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from firmware_sim.devices.hall import HallDevice, build_hall
-from firmware_sim.devices.hall_model import HallParams, arrival_rate
+from firmware_sim.devices.hall.model import HallParams, arrival_rate
 from protocols.hall import (
     DeviceKind,
     Event,

@@ -8,7 +8,7 @@ import pytest
 
 from firmware_sim.control import execute
 from firmware_sim.devices.hall import build_hall
-from firmware_sim.devices.hall_model import HallModel, HallParams
+from firmware_sim.devices.hall.model import HallModel, HallParams
 from protocols.hall import Evt
 
 T0 = dt.datetime(2026, 11, 16, 10, 0).timestamp()  # a Monday mid-month, hall open

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from firmware_sim.devices.hall import HallDevice, build_hall
-from firmware_sim.devices.hall_model import HallParams
+from firmware_sim.devices.hall.model import HallParams
 from protocols.hall import (
     DeviceKind,
     DeviceRefused,

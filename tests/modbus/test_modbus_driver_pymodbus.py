@@ -17,8 +17,8 @@ from pymodbus.server import ModbusTcpServer
 
 from gateway.bus import Bus
 from gateway.drivers.base import CommandRejected, DriverContext
-from gateway.drivers.modbus import ModbusDriver
-from gateway.drivers.modbus_config import ModbusDevice
+from gateway.drivers.modbus.config import ModbusDevice
+from gateway.drivers.modbus.driver import ModbusDriver
 from gateway.errors import DeviceError
 from gateway.line import LineSettings
 from gridedge.services import free_port

@@ -9,7 +9,7 @@ import pytest
 from firmware_sim.device import SimDevice
 from firmware_sim.devices import modbus as sim
 from firmware_sim.devices.modbus import ModbusPrepaidMeter
-from firmware_sim.devices.modbus_meter import RELAY_SETTLE_S
+from firmware_sim.prepaid import RELAY_SETTLE_S
 from protocols.errors import ConfigError
 from protocols.modbus import (
     BitsReply,

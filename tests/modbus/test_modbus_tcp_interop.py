@@ -14,8 +14,8 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from firmware_sim.devices.modbus import ModbusPrepaidMeter
-from firmware_sim.devices.modbus_meter import RELAY_SETTLE_S
-from firmware_sim.devices.modbus_tcp import serve_modbus_tcp
+from firmware_sim.devices.modbus.tcp import serve_modbus_tcp
+from firmware_sim.prepaid import RELAY_SETTLE_S
 from protocols.modbus import MbapSplitter, build_mbap
 
 pytestmark = pytest.mark.integration

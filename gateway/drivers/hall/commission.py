@@ -26,16 +26,12 @@ from protocols.hall import (
     poll_request,
 )
 
-from ..bus import Bus
-from ..errors import BusError, DeviceError
-from ..line import LineSettings, Timing
-from .ranges import parse_ids
+from ...bus import Bus
+from ...commission.ranges import parse_ids
+from ...errors import BusError, DeviceError
+from ...line import Timing
 
 KINDS = {DeviceKind.DISPENSER: "dispenser", DeviceKind.KEYPAD: "keypad", DeviceKind.RATING_PAD: "rating pad"}
-
-
-def default_line() -> LineSettings:
-    return LineSettings(9600, 8, "N", 1)
 
 
 def add_read_arguments(p: argparse.ArgumentParser) -> None:

@@ -25,7 +25,9 @@ until cleared, and `offline` (the device is unplugged: no reply until cleared; i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
+import sys
 from collections import Counter, deque
 from typing import Final
 
@@ -55,9 +57,9 @@ from protocols.hall import (
     split_frames,
 )
 
-from ..device import SimReply
-from ..faults import take_fault
-from .hall_model import (
+from ...device import SimReply
+from ...faults import take_fault
+from .model import (
     DEFAULT_RATING_WEIGHTS,
     DISPENSER_ADDRESS,
     MAX_COUNTERS,
@@ -299,7 +301,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hall seconds per line second: the hall alone runs faster (a busy demo hall: 10)",
     )
     parser.add_argument(
-        "--start-at", type=_clock, default=None, help="hall clock starts at this local time today (HH:MM)"
+        "--start-at",
+        type=_clock,
+        default=None,
+        help="the hall clock starts at this local time today (HH:MM). Default: the local time now; when "
+        "the hall is closed now and stdout is not a terminal (CI, a pipe, a service), the opening time, "
+        "so a job at night still sees tickets. A closed hall says so on stderr",
     )
     parser.add_argument("--arrivals-per-hour", type=float, default=30.0, help="base rate before peak factors")
     parser.add_argument("--hours", type=_hours, default=(8.5, 17.5), help="opening hours HH:MM-HH:MM (local)")
@@ -336,4 +343,25 @@ def params_from(args: argparse.Namespace) -> HallParams:
 
 
 def build(args: argparse.Namespace, start_time: float) -> list[HallDevice]:
-    return build_hall(params_from(args), start_time)  # HallModel checks: ConfigError names the option
+    params = params_from(args)
+    devices = build_hall(params, start_time)  # HallModel checks: ConfigError names the option
+    if params.start_hour is None and not devices[0].model.is_open() and not _interactive():
+        # nobody is watching this closed hall (a CI job at night, a user in another time zone): open it
+        params = dataclasses.replace(params, start_hour=params.open_hours[0])
+        devices = build_hall(params, start_time)
+        print(
+            f"gridedge sim hall: the hall is closed at this local time and stdout is not a terminal: its "
+            f"clock starts at the opening, {params.open_hours[0]:g} h (give --start-at to choose)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return devices
+
+
+def quiet_reasons(devices: list[HallDevice]) -> list[str]:
+    """Why this hall is silent now, if it is for a reason of its own (`firmware_sim.runner` prints it)."""
+    return devices[0].model.quiet_reasons() if devices else []
+
+
+def _interactive() -> bool:
+    return sys.stdout.isatty()

@@ -40,9 +40,9 @@ from protocols.dlt645 import Item, Value, Version, canonical_values, lookup
 from protocols.errors import ProtocolError
 from protocols.messages import EventKind, Scalar
 
-from ..errors import GatewayError
-from ..statefile import write_atomically
-from .base import DeviceEvent, PollResult, Sample
+from ...errors import GatewayError
+from ...statefile import write_atomically
+from ..base import DeviceEvent, PollResult, Sample
 
 CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")  # meter clocks: China Standard Time, no DST
 FREEZE_DEPTH: Final = 62

@@ -24,24 +24,18 @@ from protocols.modbus import (
     ReadRequest,
     RegistersReply,
     Table,
-    build_rtu_request,
     decode_point,
     load_map,
     raw_point,
 )
 from protocols.modbus.pdu import BitsReply
 
-from ..bus import Bus
-from ..drivers.base import DriverContext
-from ..drivers.modbus import ModbusDriver
-from ..drivers.modbus_config import ModbusDevice
-from ..errors import BusError, DeviceError
-from ..line import LineSettings
-from .ranges import parse_ids
-
-
-def default_line() -> LineSettings:
-    return LineSettings(9600, 8, "N", 1)
+from ...bus import Bus
+from ...commission.ranges import parse_ids
+from ...errors import BusError, DeviceError
+from ..base import DriverContext
+from .config import ModbusDevice
+from .driver import ModbusDriver
 
 
 def add_read_arguments(p: argparse.ArgumentParser) -> None:
@@ -112,8 +106,10 @@ async def read(bus: Bus, args: argparse.Namespace) -> dict[str, Any]:
         "value": value,
         "unit": point.unit,
     }
-    if args.raw:
-        result["request"] = build_rtu_request(args.unit, request).hex(" ")
+    if args.raw:  # as on the wire: an RTU frame with its CRC, or an MBAP frame on tcp://
+        result["framing"] = _framing(args)
+        result["request"] = bus.last_request.hex(" ")
+        result["reply"] = bytes(bus.last_reply).hex(" ")
     return result
 
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from protocols.config import Frozen
 
-from .base import DeviceBase
+from ..base import DeviceBase
 
 
 class CounterConfig(Frozen):
@@ -52,3 +52,9 @@ class HallDevice(DeviceBase):
         for c in self.counters:
             out += [c.keypad_address(), c.pad_address()]
         return out
+
+    def bus_addresses(self) -> list[tuple[str, object]]:
+        return [("hall", a) for a in self.addresses()]
+
+
+CONFIG = HallDevice

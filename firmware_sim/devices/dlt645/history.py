@@ -19,7 +19,7 @@ from typing import Final, TypeAlias
 
 from protocols.dlt645 import Value
 
-from .modbus_meter import CST_OFFSET_S, LOAD_SHAPE, TARIFF_OF_HOUR, PrepaidMeterPhysics
+from ...prepaid import CST_OFFSET_S, LOAD_SHAPE, TARIFF_OF_HOUR, PrepaidMeterPhysics
 
 FREEZE_DEPTH: Final = 62  # 0506xxnn, n = 1..62 (dlt645.md §3.2)
 SETTLEMENT_DEPTH: Final = 12  # 000100nn, n = 1..12

@@ -16,12 +16,12 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from protocols.errors import DecodeError, FrameError, ProtocolError
+from protocols.errors import DecodeError, ProtocolError
 from protocols.messages import Quality, Scalar
 from protocols.modbus import (
     BitsReply,
     ExceptionReply,
-    MbapSplitter,
+    MbapReplyMatcher,
     ModbusException,
     ReadBlock,
     RegisterMap,
@@ -34,18 +34,17 @@ from protocols.modbus import (
     check_reply,
     decode_block,
     load_map,
-    parse_reply,
     plan,
     write_request,
 )
 from protocols.modbus.pdu import expected_reply_pdu_length
 from protocols.modbus.rtu import RtuReplyMatcher
 
-from ..bus import Bus, Priority, ReplyMatcher
-from ..errors import BusError, DeviceBusy, DeviceError, GatewayError
-from ..line import LineSettings, Timing
-from .base import CommandOutcome, CommandRejected, Driver, DriverContext, PollResult, Sample
-from .modbus_config import ModbusDevice
+from ...bus import Bus, Priority, ReplyMatcher
+from ...errors import BusError, DeviceBusy, DeviceError, GatewayError
+from ...line import LineSettings, Timing
+from ..base import CommandOutcome, CommandRejected, Driver, DriverContext, PollResult, Sample
+from .config import ModbusDevice
 
 BUSY_BACKOFF_S: Final = (0.1, 0.3, 0.9)
 # action -> (point, value written)
@@ -61,31 +60,6 @@ RTU_OVERHEAD: Final = 4  # unit id + CRC + function
 MBAP_OVERHEAD: Final = 8  # MBAP header + function
 
 
-class MbapReplyMatcher:
-    """The reply to one Modbus TCP request: same transaction id (stale replies to earlier, timed-out
-    requests are skipped), same unit and function."""
-
-    def __init__(self, transaction_id: int, unit: int, function: int) -> None:
-        self.transaction_id = transaction_id
-        self.unit = unit
-        self.function = function
-        self.stale = 0
-        self._splitter = MbapSplitter()
-
-    def feed(self, data: bytes) -> Reply | None:
-        for frame in self._splitter.feed(data):
-            if frame.transaction_id != self.transaction_id:
-                self.stale += 1
-                continue
-            if frame.unit != self.unit:
-                raise FrameError(f"reply from unit {frame.unit}, expected {self.unit}")
-            reply = parse_reply(frame.pdu)
-            if reply.function != self.function:
-                raise FrameError(f"reply to function {reply.function}, expected {self.function}")
-            return reply
-        return None
-
-
 def _rtu_matcher(unit: int, req: Request) -> ReplyMatcher[Reply]:
     class _Unwrap:
         def __init__(self) -> None:
@@ -94,6 +68,9 @@ def _rtu_matcher(unit: int, req: Request) -> ReplyMatcher[Reply]:
         def feed(self, data: bytes) -> Reply | None:
             got = self.inner.feed(data)
             return None if got is None else got.reply
+
+        def finish(self) -> None:
+            self.inner.finish()
 
     return _Unwrap()
 

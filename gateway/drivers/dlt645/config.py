@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import DeviceBase
+from ..base import DeviceBase
 
 DEFAULT_ITEMS = (
     "energy_import_kwh",
@@ -68,3 +68,9 @@ class Dlt645Device(DeviceBase):
         if not re.fullmatch(r"[0-9]{8}", value):
             raise ValueError("must be 8 digits")
         return value
+
+    def bus_addresses(self) -> list[tuple[str, object]]:
+        return [("DL/T 645", self.address)]
+
+
+CONFIG = Dlt645Device

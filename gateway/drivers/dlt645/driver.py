@@ -45,17 +45,16 @@ from protocols.dlt645 import (
     time_sync_request,
 )
 from protocols.dlt645 import Frame as DltFrame
-from protocols.dlt645.frame import HEADER, START
 from protocols.errors import ConfigError, DecodeError, ProtocolError
 from protocols.messages import EventKind, Quality, Scalar
 from protocols.vocabulary import CANONICAL_NAMES
 
-from ..bus import Priority
-from ..errors import BusError, DeviceError, GatewayError
-from ..line import LineSettings, Timing
-from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult, Sample
-from .dlt645_backfill import Backfill, BackfillPolicy
-from .dlt645_config import Dlt645Device
+from ...bus import Priority
+from ...errors import BusError, DeviceError, GatewayError
+from ...line import LineSettings, Timing
+from ..base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult, Sample
+from .backfill import Backfill, BackfillPolicy
+from .config import Dlt645Device
 
 CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")
 FRAME_OVERHEAD: Final = 12  # 68 A0..A5 68 C L .. CS 16
@@ -76,29 +75,6 @@ ACTIONS: Final[dict[str, ControlCommand]] = {
 OTHER_ACTIONS: Final = frozenset({"time_sync", "set_time", "read", "raw_control"})
 READ_BACK: Final = "status_word_3"
 ERR_NO_DATA: Final = 0x02  # 2007 abnormal reply: "no requested data"
-
-
-class SizedReplyMatcher(ReplyMatcher):
-    """The protocol's reply matcher, telling the bus how many bytes the reply still needs at least
-    (dlt645.md §1.2: a frame is 12 + L bytes, L at offset 9), so the bus can read the rest of a frame
-    in one go instead of per character. Conservative: every `68` still buffered may start the reply,
-    and one that has not started yet needs at least a frame without data (12 bytes). The second `68`
-    of a possible frame is not counted as a start of its own (should that frame be a look-alike and
-    the reply begin at its second `68`, the reply is read late, after the hold, but never lost)."""
-
-    def bytes_needed(self) -> int:
-        buf = self._buf
-        need = MIN_FRAME
-        second_starts = set()
-        i = buf.find(START)
-        while i >= 0:
-            have = len(buf) - i
-            if i not in second_starts and (have < 8 or buf[i + 7] == START):  # a possible frame start
-                second_starts.add(i + 7)
-                total = HEADER + buf[i + 9] + 2 if have >= HEADER else MIN_FRAME
-                need = min(need, max(total - have, 1))
-            i = buf.find(START, i + 1)
-        return need
 
 
 def block_members(item: Item, version: Version) -> list[Item]:
@@ -172,7 +148,7 @@ class Dlt645Driver(Driver):
         )
         reply: DltFrame = await self.bus.transact(
             request.encode(self.cfg.preamble),
-            lambda: SizedReplyMatcher(request.address, request.function),
+            lambda: ReplyMatcher(request.address, request.function),
             timing,
             priority=priority,
             device=self.id,

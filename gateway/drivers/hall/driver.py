@@ -45,14 +45,14 @@ from protocols.hall import (
     start_eval_request,
 )
 
-from ..bus import Bus, Priority
-from ..errors import BusError, DeviceError, GatewayError
-from ..health import DeviceHealth, HealthPolicy
-from ..line import LineSettings, Timing
-from ..statefile import write_atomically
-from .base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult
-from .hall_config import HallDevice
-from .hall_queue import HallQueue, Out, Push
+from ...bus import Bus, Priority
+from ...errors import BusError, DeviceError, GatewayError
+from ...health import DeviceHealth, HealthPolicy
+from ...line import LineSettings, Timing
+from ...statefile import write_atomically
+from ..base import CommandOutcome, CommandRejected, DeviceEvent, Driver, DriverContext, PollResult
+from .config import HallDevice
+from .queue import HallQueue, Out, Push
 
 MAX_EVENTS_PER_VISIT: Final = 4  # a device with a backlog is drained a few events per visit
 POLL_BYTES: Final = 10  # FF 68 L L 68 ADDR FUNC ACK CS 16

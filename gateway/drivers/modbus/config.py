@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import DeviceBase
+from ..base import DeviceBase
 
 
 class ModbusDevice(DeviceBase):
@@ -23,3 +23,9 @@ class ModbusDevice(DeviceBase):
     byte_timeout_ms: int = Field(default=50, ge=2, le=1000)
     retries: int = Field(default=1, ge=0, le=3)
     turnaround_ms: int = Field(default=20, ge=0, le=1000)
+
+    def bus_addresses(self) -> list[tuple[str, object]]:
+        return [("Modbus", self.unit)]
+
+
+CONFIG = ModbusDevice

@@ -62,10 +62,10 @@ from protocols.dlt645 import (
 )
 from protocols.errors import ConfigError, FrameError, ProtocolError
 
-from ..device import SimReply
-from ..faults import take_fault
-from .dlt645_meter import MeterHistory, local_timestamp
-from .modbus_meter import CostControl, PrepaidMeterPhysics, Refused
+from ...device import SimReply
+from ...faults import take_fault
+from ...prepaid import CostControl, PrepaidMeterPhysics, Refused
+from .history import MeterHistory, local_timestamp
 
 TURNAROUND_S: Final = (0.020, 0.100)  # §5: Td >= 20 ms; real meters answer well inside 500 ms
 TIME_SYNC_LIMIT_S: Final = 600.0  # §4.3: meters accept only small corrections (one manual: +-10 min)

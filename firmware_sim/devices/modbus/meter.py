@@ -49,9 +49,9 @@ from protocols.modbus import (
 )
 from protocols.modbus.rtu import BROADCAST, KNOWN_FUNCTIONS
 
-from ..device import SimReply
-from ..faults import take_fault
-from .modbus_meter import CostControl, PrepaidMeterPhysics, Refused
+from ...device import SimReply
+from ...faults import take_fault
+from ...prepaid import CostControl, PrepaidMeterPhysics, Refused
 
 DEFAULT_MAP: Final = "gridedge-prepaid"
 DEVICE_FAULTS: Final = {

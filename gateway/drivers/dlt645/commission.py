@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,20 +29,15 @@ from protocols.dlt645 import (
     lookup,
     parse_address_reply,
     read_address_request,
-    read_request,
 )
 from protocols.errors import ProtocolError
 
-from ..bus import Bus
-from ..drivers.base import DriverContext
-from ..drivers.dlt645 import Dlt645Driver
-from ..drivers.dlt645_config import Dlt645Device
-from ..errors import BusError, DeviceError
-from ..line import LineSettings, Timing
-
-
-def default_line() -> LineSettings:
-    return LineSettings(2400, 8, "E", 1)
+from ...bus import Bus
+from ...errors import BusError, DeviceError
+from ...line import Timing
+from ..base import DriverContext
+from .config import Dlt645Device
+from .driver import Dlt645Driver
 
 
 def add_read_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,35 +54,55 @@ def add_scan_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--version", choices=("2007", "1997"), default="2007", dest="dlt_version")
 
 
+_ADDRESS = re.compile(r"(?:[0-9]{2}|AA){6}")
+
+
 def _driver(bus: Bus, address: str, version: str, timeout_s: float, retries: int) -> Dlt645Driver:
     config = Dlt645Device(
         kind="dlt645",
-        id=address,
-        address=address,
+        id="cli",
+        address="000000000000",  # a placeholder the model accepts; the real one is put in below
         version=version,  # type: ignore[arg-type]
         items=["energy_import_kwh"] if version == "2007" else ["9010"],
         reply_timeout_ms=max(int(timeout_s * 1000), 20),
         retries=retries,
     )
+    # a gateway config refuses a wildcard address (it could answer for any meter of a multi-drop
+    # line); an engineer reading the only meter of a line may use one (dlt645.md §1.4)
+    config = config.model_copy(update={"id": address, "address": address})
     ctx = DriverContext("cli", lambda: int(time.time() * 1000), Path("."), logging.getLogger("gridedge.read"))
     return Dlt645Driver(config, bus, ctx)
 
 
+def check_address(address: str | None) -> str:
+    """The meter address of `--address`: 12 digits, or AA wildcard bytes for a one-meter line."""
+    if not address:
+        raise DeviceError("--address is required for --protocol dlt645 (12 digits, or AAAAAAAAAAAA)")
+    address = address.upper()
+    if not _ADDRESS.fullmatch(address):
+        raise DeviceError(
+            f"--address {address!r}: 12 digits as on the nameplate (e.g. 000000000001), or AA "
+            "wildcard bytes (AAAAAAAAAAAA) to reach the only meter of a line"
+        )
+    return address
+
+
 async def read(bus: Bus, args: argparse.Namespace) -> dict[str, Any]:
+    address = check_address(args.address)
     key = args.item or args.di
-    if not args.address or not key:
-        raise DeviceError("--address (12 digits) and --item or --di are required for --protocol dlt645")
+    if not key:
+        raise DeviceError("--item NAME or --di HEX is required for --protocol dlt645")
     version = Version(args.dlt_version)
     item = lookup(key, version)
-    driver = _driver(bus, args.address, args.dlt_version, args.reply_timeout, retries=1)
+    driver = _driver(bus, address, args.dlt_version, args.reply_timeout, retries=1)
     try:
         reply = await driver.read_item(item)
     except MeterRefused as exc:
-        raise DeviceError(f"meter {args.address}: {exc}") from exc
+        raise DeviceError(f"meter {address}: {exc}") from exc
     values = decode_values(item, reply.data)
     result: dict[str, Any] = {
         "protocol": "dlt645",
-        "address": args.address,
+        "address": reply.address,  # the meter's own address, also when asked by wildcard
         "name": item.name,
         "di": item.di_hex,
         "value": values.get(item.name, values),
@@ -94,9 +110,9 @@ async def read(bus: Bus, args: argparse.Namespace) -> dict[str, Any]:
         "values": values,
         "canonical": canonical_values(values),
     }
-    if args.raw:
-        result["request"] = read_request(args.address, item.di, version).encode(4).hex(" ")
-        result["reply"] = reply.data.hex(" ")
+    if args.raw:  # the last exchange as it was on the wire (the last part of a multi-frame reply)
+        result["request"] = bus.last_request.hex(" ")
+        result["reply"] = bytes(bus.last_reply).hex(" ")
     return result
 
 

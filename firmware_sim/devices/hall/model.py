@@ -238,6 +238,33 @@ class HallModel:
     def _local(self, t: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(t)
 
+    def quiet_reasons(self) -> list[str]:
+        """Why the hall issues no ticket now, for a person watching a silent simulator (empty: it does
+        not stay quiet for a reason of its own; customers arrive at random, so a minute without one is
+        not a reason)."""
+        reasons = []
+        local = self._local(self.now)
+        if not self._is_open():
+            lo, hi = self.params.open_hours
+            opening = local.replace(hour=int(lo), minute=round(lo % 1 * 60), second=0, microsecond=0)
+            if opening <= local:
+                opening += dt.timedelta(days=1)
+            wait_h = (opening - local).total_seconds() / 3600 / self.params.time_scale
+            reasons.append(
+                f"hall closed: its clock reads {local:%Y-%m-%d %H:%M} (local time), opening hours "
+                f"{_hhmm(lo)}-{_hhmm(hi)}; it opens {opening:%Y-%m-%d %H:%M}, in {wait_h:.1f} h of real "
+                "time at this speed. No ticket until then: --start-at HH:MM starts the hall clock at a time "
+                "of your choice, --hours widens the opening hours"
+            )
+        if self.params.arrivals_per_hour == 0:
+            reasons.append("no customer arrives (--arrivals-per-hour 0): tickets only from `rush`")
+        if self.params.rating_probability <= 0:
+            reasons.append("nobody rates (--rating-probability 0): the rating pads stay quiet")
+        return reasons
+
+    def is_open(self) -> bool:
+        return self._is_open()
+
     def _is_open(self) -> bool:
         local = self._local(self.now)
         hour = local.hour + local.minute / 60
@@ -362,3 +389,8 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
         p *= rng.random()
     return k
+
+
+def _hhmm(hour: float) -> str:
+    minutes = round(hour * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
