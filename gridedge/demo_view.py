@@ -299,8 +299,13 @@ def _alert_table(rows: list[tuple[str, ...]], *, titled: bool, width: int) -> Ta
     table.add_column("message", no_wrap=True, overflow="ellipsis", max_width=message_w)
     for rule, subject, state, when, message in rows:
         style = "bold red" if state == "firing" else "green"
-        table.add_row(rule, subject, Text(state, style=style), when, message)
+        table.add_row(rule, _tail(subject, subject_w), Text(state, style=style), when, message)
     return table
+
+
+def _tail(subject: str, width: int) -> str:
+    """`gw-demo-01/000000000004` as `…000000000004`: the end of a subject names the device."""
+    return subject if len(subject) <= width else "…" + subject[len(subject) - width + 1 :]
 
 
 def _scenario_table(scenarios: list[Scenario], progress: dict[str, Progress]) -> Table:
