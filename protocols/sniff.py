@@ -32,6 +32,11 @@ def codec(kind: str) -> Codec:
     return module
 
 
+def _sniffable(kind: str) -> bool:
+    """A kind whose codec offers `find_frames` yet (a kind being added is left out until it does)."""
+    return hasattr(codec(kind), "find_frames")
+
+
 def choices() -> tuple[str, ...]:
     return ("auto", *kinds.names())
 
@@ -41,7 +46,7 @@ def decode_burst(burst: bytes, protocol: str = "auto") -> list[dict[str, Any]]:
     if protocol not in choices():
         raise ValueError(f"protocol {protocol!r}: expected one of {', '.join(choices())}")
     order = sorted(kinds.KINDS.values(), key=lambda k: k.sniff_rank)
-    names = [k.name for k in order] if protocol == "auto" else [protocol]
+    names = [k.name for k in order if _sniffable(k.name)] if protocol == "auto" else [protocol]
     return _explain(burst, names) if burst else [_noise(burst)]
 
 

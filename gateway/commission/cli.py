@@ -19,6 +19,7 @@ from protocols import kinds
 from protocols.errors import ProtocolError
 
 from ..bus import Bus
+from ..drivers.registry import has_part
 from ..errors import GatewayError
 from ..line import LineSettings
 from ..transport import tcp_address
@@ -26,9 +27,7 @@ from ..transport import tcp_address
 
 def protocols() -> tuple[str, ...]:
     """The registered kinds (`protocols.kinds`) whose commissioning module is written."""
-    return tuple(
-        name for name in kinds.names() if importlib.util.find_spec(f"gateway.drivers.{name}.commission")
-    )
+    return tuple(name for name in kinds.names() if has_part(name, "commission"))
 
 
 def protocol_module(name: str) -> ModuleType:
