@@ -1,7 +1,8 @@
-"""Mutation fuzzer for every codec: DL/T 645, Modbus (RTU, MBAP, register maps), hall frames, MQTT payloads.
+"""Mutation fuzzer for every codec: DL/T 645, DL/T 698.45, Modbus (RTU, MBAP, register maps), hall frames,
+MQTT payloads.
 
-    .venv/bin/python bench/fuzz.py [--inputs 100000] [--codec dlt645|modbus|hall|payload|all] [--seed N]
-                                   [--crash-dir DIR]
+    .venv/bin/python bench/fuzz.py [--inputs 100000] [--codec dlt645|dlt698|modbus|hall|payload|all]
+                                   [--seed N] [--crash-dir DIR]
 
 Structure-aware: most inputs are valid frames from the codecs' own encoders (tests/fuzz/targets.py)
 mutated by bit flips, interesting bytes, truncation, insertion, deletion, duplication and splicing with

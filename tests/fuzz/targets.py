@@ -45,6 +45,7 @@ from protocols import modbus as mb
 from protocols.errors import ContractError, FrameError, ProtocolError
 from protocols.modbus.crc import crc_bytes
 from tests.dlt645.vectors import VECTORS as DLT645_VECTORS
+from tests.dlt698 import fuzz_target as dlt698
 from tests.hall.vectors import VECTORS as HALL_VECTORS
 
 DLT645_BOUND = d645.MAX_FRAME  # 12 + 255
@@ -509,4 +510,6 @@ TARGETS: dict[str, Target] = {
     "modbus": Target("modbus", MODBUS_SEEDS, modbus_fixup, modbus_decode, modbus_split),
     "hall": Target("hall", [f.encode() for f in HALL_FRAMES], hall_fixup, hall_decode, hall_split),
     "payload": Target("payload", PAYLOAD_SEEDS, payload_fixup, payload_decode, None),
+    # the DL/T 698.45 target lives beside its codec's tests (tests/dlt698/fuzz_target.py)
+    "dlt698": Target("dlt698", dlt698.SEEDS, dlt698.fixup, dlt698.decode, dlt698.split),
 }
