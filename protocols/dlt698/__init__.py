@@ -24,6 +24,7 @@ Modules (dependencies point upwards only):
   splitter   ReplyMatcher (one reply on a shared bus), FrameSplitter (every frame in a stream)
   objects    catalogue OI/attribute -> canonical names, scaler, unit; record rows; generic tree
   describe   describe(bytes) -> dict
+  sniff      find_frames(burst), summary(described frame) for `gridedge sniff`
 """
 
 from .apdu import (
@@ -146,6 +147,7 @@ from .responses import (
     SetResponse,
     Verify,
 )
+from .sniff import find_frames, summary
 from .splitter import FrameSplitter, ReplyMatcher, split_frames
 
 __all__ = [
@@ -239,6 +241,7 @@ __all__ = [
     "dar_name",
     "describe",
     "find",
+    "find_frames",
     "get_request",
     "last_records_request",
     "lookup",
@@ -265,6 +268,7 @@ __all__ = [
     "split_apdu",
     "split_frames",
     "strip_preamble",
+    "summary",
     "tag_name",
     "time_range_request",
     "to_python",

@@ -75,3 +75,16 @@ def test_an_undecodable_apdu_is_reported_not_raised() -> None:
 def test_what_cannot_hold_a_frame_raises(raw: str) -> None:
     with pytest.raises(FrameError):
         describe(bytes.fromhex(raw))
+
+
+def test_sniff_finds_frames_with_their_preamble_beside_645_and_noise() -> None:
+    from protocols import dlt645, sniff
+    from protocols.dlt698 import find_frames, summary
+
+    req645 = dlt645.read_request("123456789012", 0x00010000).encode(2)
+    burst = b"\xfe\xfe" + VECTORS[0].raw + b"\x00" + req645 + VECTORS[1].raw
+    spans = [(start, end) for start, end, _ in find_frames(burst)]
+    assert spans == [(0, 2 + len(VECTORS[0].raw)), (len(burst) - len(VECTORS[1].raw), len(burst))]
+    frames = sniff.decode_burst(burst)
+    assert [f["protocol"] for f in frames] == ["dlt698", "unknown", "dlt645", "dlt698"]
+    assert summary(frames[-1]).startswith("DL/T 698.45 meter->master 123456789012 GetResponse 00100200")
