@@ -17,6 +17,7 @@ Modules (dependencies point upwards only):
   fragment   link-layer fragments: split, acknowledge, Reassembler
   wire       A-XDR reader/writer: variable-length counts, big-endian integers
   datatypes  date_time(_s), bit-string, OAD/OMD/ROAD, TI, TSA, Scaler_Unit, COMDCB, SID(_MAC)
+  tags       the A-XDR type tags and the Python value each holds
   axdr       Data (every tag of §3), Region, MS, CSD/RCSD, RSD (selectors 0..10)
   apdu       client APDUs, TimeTag, GetResult/RecordResult, FollowReport
   responses  server APDUs, ERROR-Response, SECURITY-Request/-Response
@@ -45,7 +46,7 @@ from .apdu import (
     piid_sequence,
     tag_name,
 )
-from .axdr import NULL, Csd, Data, DataType, Ms, Rcsd, Region, Rsd
+from .axdr import NULL, Csd, Data, Ms, Rcsd, Region, Rsd
 from .datatypes import (
     BitString,
     Comdcb,
@@ -149,6 +150,7 @@ from .responses import (
 )
 from .sniff import find_frames, summary
 from .splitter import FrameSplitter, ReplyMatcher, split_frames
+from .tags import DataType
 
 __all__ = [
     "CATALOGUE",

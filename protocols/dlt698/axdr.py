@@ -12,105 +12,16 @@ offset. Nesting is limited to `MAX_DEPTH` (a fuzzed `01 01 01 …` must not exha
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .datatypes import (
-    BitString,
-    Comdcb,
-    Date,
-    DateTime,
-    DateTimeS,
-    Oad,
-    Omd,
-    Road,
-    ScalerUnit,
-    Sid,
-    SidMac,
-    Ti,
-    Time,
-    Tsa,
-)
+from .datatypes import DateTimeS, Oad, Road, Ti, Tsa
 from .errors import EncodeError
+from .tags import FIXED, INTEGERS, DataType, T
 from .wire import Reader, Writer
 
 MAX_DEPTH: Final = 16
-
-
-class DataType(enum.IntEnum):
-    NULL = 0
-    ARRAY = 1
-    STRUCTURE = 2
-    BOOL = 3
-    BIT_STRING = 4
-    DOUBLE_LONG = 5
-    DOUBLE_LONG_UNSIGNED = 6
-    OCTET_STRING = 9
-    VISIBLE_STRING = 10
-    UTF8_STRING = 12
-    INTEGER = 15
-    LONG = 16
-    UNSIGNED = 17
-    LONG_UNSIGNED = 18
-    LONG64 = 20
-    LONG64_UNSIGNED = 21
-    ENUM = 22
-    FLOAT32 = 23
-    FLOAT64 = 24
-    DATE_TIME = 25
-    DATE = 26
-    TIME = 27
-    DATE_TIME_S = 28
-    OI = 80
-    OAD = 81
-    ROAD = 82
-    OMD = 83
-    TI = 84
-    TSA = 85
-    MAC = 86
-    RN = 87
-    REGION = 88
-    SCALER_UNIT = 89
-    RSD = 90
-    CSD = 91
-    MS = 92
-    SID = 93
-    SID_MAC = 94
-    COMDCB = 95
-    RCSD = 96
-
-
-T = DataType
-INTEGERS: Final[dict[DataType, tuple[int, bool]]] = {
-    T.DOUBLE_LONG: (4, True),
-    T.DOUBLE_LONG_UNSIGNED: (4, False),
-    T.INTEGER: (1, True),
-    T.LONG: (2, True),
-    T.UNSIGNED: (1, False),
-    T.LONG_UNSIGNED: (2, False),
-    T.LONG64: (8, True),
-    T.LONG64_UNSIGNED: (8, False),
-    T.ENUM: (1, False),
-    T.OI: (2, False),
-}
-_FIXED: Final[dict[DataType, Any]] = {
-    T.BIT_STRING: BitString,
-    T.DATE_TIME: DateTime,
-    T.DATE: Date,
-    T.TIME: Time,
-    T.DATE_TIME_S: DateTimeS,
-    T.OAD: Oad,
-    T.ROAD: Road,
-    T.OMD: Omd,
-    T.TI: Ti,
-    T.TSA: Tsa,
-    T.SCALER_UNIT: ScalerUnit,
-    T.SID: Sid,
-    T.SID_MAC: SidMac,
-    T.COMDCB: Comdcb,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +150,8 @@ def _encode_value(w: Writer, t: DataType, v: Any) -> None:
         w.octets(_check(v, str, t).encode("utf-8"), "utf8-string")
     elif t in (T.FLOAT32, T.FLOAT64):
         w.float(float(v), 4 if t == T.FLOAT32 else 8)
-    elif t in _FIXED:
-        _check(v, _FIXED[t], t).encode(w)
+    elif t in FIXED:
+        _check(v, FIXED[t], t).encode(w)
     elif t == T.REGION:
         encode_region(w, _check(v, Region, t))
     elif t == T.RSD:
@@ -377,8 +288,8 @@ _SPECIAL: dict[DataType, Callable[[Reader, int], Any]] = {}
 
 
 def _decode_special(r: Reader, t: DataType, depth: int) -> Any:
-    if t in _FIXED:
-        return _FIXED[t].decode(r)
+    if t in FIXED:
+        return FIXED[t].decode(r)
     return _SPECIAL[t](r, depth)
 
 

@@ -51,11 +51,28 @@ def describe(data: bytes) -> dict[str, Any]:
         raise FrameError(f"length field {field:04X} cannot hold a frame with a {size}-byte header")
     if len(f) < total:
         raise TruncatedFrame(f"L announces {total} bytes, got {len(f)}: {data.hex(' ')}")
+    c = f[3]
+    out: dict[str, Any] = {"protocol": "dlt698", "preamble": preamble, **_link(f, field, total, size)}
+    out |= _crc("hcs", f[1 : size - 2], f[size - 2 : size])
+    user = f[size : total - 3]
+    user = unscramble(user) if c & SC else user
+    out["user_data"] = user.hex(" ").upper()
+    try:
+        out |= _user_data(user, bool(c & FRAGMENT))
+    except ProtocolError as exc:
+        out["error"] = str(exc)
+    out |= _crc("fcs", f[1 : total - 3], f[total - 3 : total - 1])
+    out["end_ok"] = f[total - 1] == 0x16
+    if len(f) > total:
+        out["trailing"] = f[total:].hex(" ").upper()
+    return out
+
+
+def _link(f: bytes, field: int, total: int, size: int) -> dict[str, Any]:
+    """L, C, AF, SA and CA explained."""
     address = address_from_wire(f[4], f[5 : size - 3])
     c = f[3]
-    out: dict[str, Any] = {
-        "protocol": "dlt698",
-        "preamble": preamble,
+    return {
         "length": field & 0x3FFF,
         "length_unit": "kilobytes" if field & LENGTH_UNIT_KB else "bytes",
         "frame_bytes": total,
@@ -73,19 +90,6 @@ def describe(data: bytes) -> dict[str, Any]:
         "address": address.sa,
         "ca": f[size - 3],
     }
-    out |= _crc("hcs", f[1 : size - 2], f[size - 2 : size])
-    user = f[size : total - 3]
-    user = unscramble(user) if c & SC else user
-    out["user_data"] = user.hex(" ").upper()
-    try:
-        out |= _user_data(user, bool(c & FRAGMENT))
-    except ProtocolError as exc:
-        out["error"] = str(exc)
-    out |= _crc("fcs", f[1 : total - 3], f[total - 3 : total - 1])
-    out["end_ok"] = f[total - 1] == 0x16
-    if len(f) > total:
-        out["trailing"] = f[total:].hex(" ").upper()
-    return out
 
 
 def _crc(name: str, covered: bytes, got: bytes) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from typing import Any, Final
 
 from ..vocabulary import CANONICAL_NAMES
 from .apdu import GetResult, RecordResult
-from .axdr import Data, DataType, Rsd
+from .axdr import Data, Rsd
 from .datatypes import BitString, Date, DateTime, DateTimeS, Oad, Time
+from .tags import DataType
 
 
 class Kind(enum.Enum):

@@ -48,7 +48,7 @@ from protocols.dlt698 import (
     Time,
     Tsa,
 )
-from protocols.dlt698.axdr import INTEGERS
+from protocols.dlt698.tags import INTEGERS
 
 T = DataType
 u8 = st.integers(0, 255)
