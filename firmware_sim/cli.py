@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import importlib.util
 import sys
+from types import ModuleType
 
 from protocols import kinds
 from protocols.errors import ConfigError
@@ -33,13 +34,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = sub.add_parser("sim", help="run device simulators on virtual serial lines")
     sub_kinds = sim.add_subparsers(dest="sim_kind", metavar="KIND", required=True)
     for kind in kinds.KINDS.values():
-        if importlib.util.find_spec(f"firmware_sim.devices.{kind.name}") is None:
+        module = _written(kind.name)
+        if module is None:
             continue  # a kind whose simulator is not written yet is not offered (the registry test says so)
         p = sub_kinds.add_parser(kind.name, help=kind.title)
         add_line_arguments(p, kind)
-        kind_module(kind.name).add_arguments(p)
+        module.add_arguments(p)
         p.set_defaults(handler=run_one, sim_kind=kind.name)
     add_run_parser(sub_kinds)
+
+
+def _written(kind: str) -> ModuleType | None:
+    if importlib.util.find_spec(f"firmware_sim.devices.{kind}") is None:
+        return None
+    module = kind_module(kind)
+    return module if hasattr(module, "add_arguments") and hasattr(module, "build") else None
 
 
 def add_line_arguments(p: argparse.ArgumentParser, kind: kinds.DeviceKind) -> None:

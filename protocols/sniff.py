@@ -38,7 +38,7 @@ def _sniffable(kind: str) -> bool:
 
 
 def choices() -> tuple[str, ...]:
-    return ("auto", *kinds.names())
+    return ("auto", *(name for name in kinds.names() if _sniffable(name)))
 
 
 def decode_burst(burst: bytes, protocol: str = "auto") -> list[dict[str, Any]]:
@@ -46,7 +46,7 @@ def decode_burst(burst: bytes, protocol: str = "auto") -> list[dict[str, Any]]:
     if protocol not in choices():
         raise ValueError(f"protocol {protocol!r}: expected one of {', '.join(choices())}")
     order = sorted(kinds.KINDS.values(), key=lambda k: k.sniff_rank)
-    names = [k.name for k in order if _sniffable(k.name)] if protocol == "auto" else [protocol]
+    names = [k.name for k in order if k.name in choices()] if protocol == "auto" else [protocol]
     return _explain(burst, names) if burst else [_noise(burst)]
 
 

@@ -19,7 +19,7 @@ from protocols import kinds
 from protocols.errors import ProtocolError
 
 from ..bus import Bus
-from ..drivers.registry import has_part
+from ..drivers.registry import written
 from ..errors import GatewayError
 from ..line import LineSettings
 from ..transport import tcp_address
@@ -27,7 +27,7 @@ from ..transport import tcp_address
 
 def protocols() -> tuple[str, ...]:
     """The registered kinds (`protocols.kinds`) whose commissioning module is written."""
-    return tuple(name for name in kinds.names() if has_part(name, "commission"))
+    return tuple(name for name in kinds.names() if written(name, "commission", "read", "scan"))
 
 
 def protocol_module(name: str) -> ModuleType:

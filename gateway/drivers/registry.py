@@ -41,9 +41,17 @@ def has_part(kind: str, part: str) -> bool:
         return False
 
 
+def written(kind: str, part: str, *names: str) -> bool:
+    """`has_part`, and the part defines `names` (a module being written may exist before it does)."""
+    if not has_part(kind, part):
+        return False
+    module = importlib.import_module(f"gateway.drivers.{kind}.{part}")
+    return all(hasattr(module, name) for name in names)
+
+
 def configurable() -> tuple[str, ...]:
     """The registered kinds whose config model is written."""
-    return tuple(name for name in kinds.names() if has_part(name, "config"))
+    return tuple(name for name in kinds.names() if written(name, "config", "CONFIG"))
 
 
 def device_config_type() -> Any:
