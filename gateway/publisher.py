@@ -181,14 +181,17 @@ class Publisher:
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await self._publish_status(client, "online")
-        for topic in list(self._retained):
-            await self._publish_retained(client, topic)
-        if self.on_command is not None:
-            await client.subscribe(topics.cmd_topic(self.gw, "+"), qos=1)
         async with asyncio.TaskGroup() as tg:
+            # aiomqtt reports a lost connection only to its message iterator, through a future nobody
+            # else reads: it iterates from the first packet to the last (the offline status on stop),
+            # or a connection lost meanwhile leaves an error asyncio reports as never retrieved
+            watch = tg.create_task(self._commands(client), name="mqtt:commands")
+            await self._publish_status(client, "online")
+            for topic in list(self._retained):
+                await self._publish_retained(client, topic)
+            if self.on_command is not None:
+                await client.subscribe(topics.cmd_topic(self.gw, "+"), qos=1)
             tasks = [
-                tg.create_task(self._commands(client), name="mqtt:commands"),
                 tg.create_task(self._pump(client), name="mqtt:pump"),
                 tg.create_task(self._retained_pump(client), name="mqtt:retained"),
                 tg.create_task(self._status_ticker(client), name="mqtt:status"),
@@ -198,8 +201,10 @@ class Publisher:
             await self._drain()
             for task in tasks:
                 task.cancel()
-        await self._flush_acks()
-        await self._publish_status(client, "offline")
+            await asyncio.wait(tasks)
+            await self._flush_acks()
+            await self._publish_status(client, "offline")
+            watch.cancel()
         log.info("mqtt: stopped, %d record(s) left in the spool", self.spool.stats.depth)
 
     async def _drain(self) -> None:

@@ -63,15 +63,18 @@ class DeviceRunner:
         interval = self.driver.config.interval_s
         offset = phase_offset(self.driver.id, interval)
         await asyncio.sleep(first_poll_delay_s)
-        due: float | None = None  # the start-up poll runs at once, off the grid
+        due: float | None = None
         while True:
             await self.poll_once()
             now = self.wall()
-            if due is not None and now - due > interval:
-                self.overruns += 1
-            # the next slot, but not within half an interval of this poll's acquisition: the slot right
-            # after the start-up poll would publish a second reading of the device moments later
-            due = next_slot(max(now, self.acquired + interval / 2), interval, offset)
+            if due is None:
+                # the start-up poll runs at once, off the grid: the slot right after it would publish a
+                # second reading of the device moments later, so the first slot is half an interval on
+                due = next_slot(max(now, self.acquired + interval / 2), interval, offset)
+            else:
+                if now - due > interval:
+                    self.overruns += 1
+                due = next_slot(now, interval, offset)
             await asyncio.sleep(max(due - now, 0.0))
 
     async def poll_once(self) -> None:
