@@ -81,7 +81,7 @@ def registered(kind: DeviceKind) -> Iterator[DeviceKind]:
 # The registrations: one line per kind.
 register(DeviceKind("dlt645", "DL/T 645 meters (2007/1997)", 2400, "E", sniff_rank=20))
 register(
-    DeviceKind("dlt698", "DL/T 698.45 meters (smart and IoT meters since 2020)", 2400, "E", sniff_rank=15)
+    DeviceKind("dlt698", "DL/T 698.45 meters (smart and IoT meters since 2020)", 9600, "E", sniff_rank=15)
 )
 register(DeviceKind("modbus", "Modbus RTU prepaid meters (Modbus TCP with tcp://)", 9600, "N", sniff_rank=90))
 register(
