@@ -3,9 +3,11 @@
 Layer: gateway core. A command arrives on `gridedge/v1/{gw}/{dev}/cmd` (QoS 1, persistent session, so
 one sent while the gateway was offline is delivered later, and its expiry decides). Checks, in order,
 each with its own reason in the `rejected` result and an audit log line (never the key):
-malformed payload -> signature (HMAC-SHA256 over the other fields, any configured key: during a key
-rotation the key file lists the old and the new key; the audit line names the key that matched by
-its fingerprint `key_id(key)`, never the key itself) -> topic and
+malformed payload -> signature (protocols.signing.Keyring: the command's `alg` picks the kind of key,
+HMAC-SHA256 with a configured shared key or Ed25519 with the configured public key its `kid` names;
+an algorithm this gateway has no key for, an unknown kid, an unsigned or a bad signature each have
+their own reason; during a rotation several keys of a kind are valid; the audit line names the key
+that matched by its id, never the key itself) -> topic and
 payload name this gateway and a configured device -> not expired (and not issued in the future) ->
 nonce not seen before (remembered on disk until the command's expiry, so a restart cannot replay) ->
 action and params valid for the device kind. Only then is the command `accepted`, executed through
@@ -17,7 +19,6 @@ Must not: log the key or the signature; touch the bus for a command that failed 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -30,7 +31,7 @@ from typing import Any, Final
 from protocols import messages as m
 from protocols import topics
 from protocols.errors import ContractError
-from protocols.signing import verify
+from protocols.signing import Keyring, SignatureRefused, hmac_key_id
 
 from .drivers.base import CommandRejected, Driver
 from .errors import GatewayError
@@ -42,9 +43,8 @@ MAX_LIFETIME_MS: Final = 24 * 3600 * 1000  # a command may not stay valid longer
 
 
 def key_id(key: bytes) -> str:
-    """A short public fingerprint of a command key for logs (the first 8 hex digits of a SHA-256 of a
-    domain-separated key): tells which key of a rotation signed a command without revealing it."""
-    return hashlib.sha256(b"gridedge-command-key:" + key).hexdigest()[:8]
+    """A short public fingerprint of an HMAC command key for logs (protocols.signing.hmac_key_id)."""
+    return hmac_key_id(key)
 
 
 # (topic, device, build(seq) -> result): results go through the spool, which assigns the gateway's seq
@@ -86,7 +86,7 @@ class CommandHandler:
     def __init__(
         self,
         gateway_id: str,
-        keys: list[bytes],
+        keys: Keyring,
         drivers: Mapping[str, Driver],
         nonces: NonceStore,
         publish: Publish,
@@ -154,10 +154,10 @@ class CommandHandler:
             raise _Refused("malformed", "a command is a JSON object", {})
         if not self.keys:
             raise _Refused("no_key", "this gateway has no command key configured: commands are disabled", raw)
-        key = next((key_id(k) for k in self.keys if verify(raw, [k])), None)
-        if key is None:
-            why = "unsigned" if not raw.get("sig") else "bad signature"
-            raise _Refused("bad_signature", why, raw)
+        try:
+            key = self.keys.verify(raw)
+        except SignatureRefused as exc:
+            raise _Refused(exc.code, exc.reason, raw) from None
         try:
             command = m.decode(m.Command, payload)
         except ContractError as exc:

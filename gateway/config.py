@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from protocols import config as conventions
+from protocols import signing
 from protocols.config import Frozen, Locator
 from protocols.config import secret_problems as shared_secret_problems
 from protocols.errors import ConfigError
@@ -83,18 +84,54 @@ class MqttSection(Frozen):
 
 
 class CommandsSection(Frozen):
+    """Who may command this gateway: HMAC keys (shared secrets: whoever holds one can sign) and
+    Ed25519 public keys (operators sign with the private key; a public key signs nothing)."""
+
     enabled: bool = True
+    hmac: bool = Field(default=True, description="accept HMAC-signed commands (false: Ed25519 only)")
     key: str | None = Field(default=None, repr=False, description="HMAC key; prefer key_file or the env var")
     key_file: Path | None = Field(default=None, description="one key per line (several during a rotation)")
+    public_keys: list[str] = Field(
+        default=[], description="Ed25519 keys, 'ed25519 BASE64 [label]' (gridedge keys generate prints one)"
+    )
+    public_keys_file: Path | None = Field(default=None, description="Ed25519 public keys, one per line")
 
-    def keys(self) -> list[bytes]:
-        """The valid keys (never logged). No key: every command is refused."""
+    @field_validator("public_keys")
+    @classmethod
+    def _public_keys(cls, value: list[str]) -> list[str]:
+        for index, line in enumerate(value):
+            signing.parse_public_key(line, f"public_keys[{index}]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CommandsSection:
+        if not self.hmac and (self.key or self.key_file):
+            # a key that verifies HMAC also signs: an Ed25519-only gateway must not hold one
+            raise ValueError("hmac is false: remove key / key_file (an HMAC key on a gateway can sign)")
+        # an unreadable or bad public_keys_file, or a key listed twice: found at start-up
+        signing.Keyring(public_keys=self._public())
+        return self
+
+    def _public(self) -> tuple[signing.PublicKey, ...]:
+        public = [signing.parse_public_key(line, "public_keys") for line in self.public_keys]
+        if self.public_keys_file is not None:
+            try:
+                text = self.public_keys_file.read_text()
+            except OSError as exc:
+                raise ValueError(
+                    f"public_keys_file: cannot read {self.public_keys_file}: {exc.strerror}"
+                ) from None
+            public += signing.parse_public_keys(text, str(self.public_keys_file))
+        return tuple(public)
+
+    def keys(self) -> signing.Keyring:
+        """The accepted keys (never logged). None: every command is refused."""
         if not self.enabled:
-            return []
-        keys = [self.key] if self.key else []
-        if self.key_file is not None:
-            keys += [line.strip() for line in self.key_file.read_text().splitlines() if line.strip()]
-        return [k.encode() for k in keys]
+            return signing.Keyring()
+        hmac_keys = [self.key] if self.key and self.hmac else []
+        if self.key_file is not None and self.hmac:
+            hmac_keys += [line.strip() for line in self.key_file.read_text().splitlines() if line.strip()]
+        return signing.Keyring(tuple(k.encode() for k in hmac_keys), self._public())
 
 
 class BusConfig(Frozen):

@@ -16,11 +16,17 @@ from gridedge import __version__
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
-def _registrars() -> list[Register]:
+def _registrars(command: str | None = None) -> list[Register]:
+    if command == "gateway":
+        # the gateway runs for months on a small board: only its own sub-command is loaded, not the
+        # simulators, the ingest or the demo (~6 MB of RSS; bench/gateway_footprint.py)
+        from gateway import cli as gateway_only
+
+        return [gateway_only.register]
     from firmware_sim import cli as sim_cli
     from gateway import cli as gateway_cli
     from gateway.commission import cli as commission_cli
-    from gridedge import cmd, decode_cmd, demo
+    from gridedge import cmd, decode_cmd, demo, keys
     from ingest import cli as ingest_cli
 
     return [
@@ -31,10 +37,11 @@ def _registrars() -> list[Register]:
         sim_cli.register,
         demo.register,
         cmd.register,
+        keys.register,
     ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridedge",
         description="gridedge: DL/T 645 / Modbus meters and hall devices -> MQTT -> InfluxDB + alerts",
@@ -42,14 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gridedge {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in _registrars():
+    for register in _registrars(command):
         register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((w for w in words if not w.startswith("-")), None))
+    args = parser.parse_args(words)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler = getattr(args, "handler", None)

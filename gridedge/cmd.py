@@ -1,10 +1,14 @@
 """`gridedge cmd`: sign a remote command, publish it, and print the gateway's results.
 
+    gridedge cmd --private-key ~/.config/gridedge/ops.key --gw gw-demo-01 --dev 000000000001 --action trip
     GRIDEDGE_COMMAND_KEY=... gridedge cmd --gw gw-demo-01 --dev 000000000001 --action trip
     gridedge cmd --key-file /etc/gridedge/command.key --gw GW --dev DEV --action keep_power_on --json
     gridedge cmd ... --action read --param item=energy_import_kwh
 
-The command is signed with HMAC-SHA256 (protocols.signing) and valid for `--ttl` seconds; the tool
+The command is signed (protocols.signing) with the operator's Ed25519 private key (`--private-key`,
+made by `gridedge keys generate`; refused when other users may read it) or, for gateways still
+configured for it, with HMAC-SHA256 and the shared key (`--key-file` or $GRIDEDGE_COMMAND_KEY). It is
+valid for `--ttl` seconds; the tool
 waits up to `--wait` seconds for the final result (`done`, `failed` or `rejected`) on
 `.../cmd/result` and exits 0 only for `done`. Composition root: an operator's tool, not a service.
 """
@@ -25,7 +29,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import topics
-from protocols.signing import new_command
+from protocols.signing import Signer, new_command
+
+from .keys import KeyFileError, load_signer
 
 FINAL = ("done", "failed", "rejected")
 
@@ -38,7 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dev", required=True)
     p.add_argument("--action", required=True, help="trip, close, allow_close, keep_power_on, ...")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="JSON values allowed")
-    p.add_argument("--key-file", help="the command key (default: $GRIDEDGE_COMMAND_KEY)")
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument("--private-key", type=Path, help="sign with this Ed25519 private key (gridedge keys)")
+    keys.add_argument("--key-file", help="sign with this HMAC key (default: $GRIDEDGE_COMMAND_KEY)")
     p.add_argument("--host", default="localhost")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRIDEDGE_MQTT__PORT", "1883")))
     p.add_argument("--ttl", type=float, default=300, help="seconds the command stays valid (default 300)")
@@ -47,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run)
 
 
-def build_command(args: argparse.Namespace, key: bytes, now_ms: int) -> dict[str, Any]:
+def build_command(args: argparse.Namespace, key: bytes | Signer, now_ms: int) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in args.param:
         name, _, value = item.partition("=")
@@ -59,14 +67,25 @@ def build_command(args: argparse.Namespace, key: bytes, now_ms: int) -> dict[str
     return new_command(args.gw, args.dev, args.action, params, key=key, now_ms=now_ms, ttl_ms=ttl_ms)
 
 
-def run(args: argparse.Namespace) -> int:
+def signing_key(args: argparse.Namespace) -> bytes | Signer:
+    """The Ed25519 signer of `--private-key`, else the HMAC key; KeyFileError naming what is wrong."""
+    if args.private_key is not None:
+        return load_signer(args.private_key)
     key_text = (
         Path(args.key_file).read_text().strip() if args.key_file else os.environ.get("GRIDEDGE_COMMAND_KEY")
     )
     if not key_text:
-        print("gridedge cmd: no key: give --key-file or set GRIDEDGE_COMMAND_KEY", file=sys.stderr)
+        raise KeyFileError("no key: give --private-key or --key-file, or set GRIDEDGE_COMMAND_KEY")
+    return key_text.splitlines()[0].encode()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        key = signing_key(args)
+    except KeyFileError as exc:
+        print(f"gridedge cmd: {exc}", file=sys.stderr)
         return 2
-    command = build_command(args, key_text.splitlines()[0].encode(), int(time.time() * 1000))
+    command = build_command(args, key, int(time.time() * 1000))
     results: list[dict[str, Any]] = []
     final = threading.Event()
     subscribed = threading.Event()

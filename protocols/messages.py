@@ -174,7 +174,9 @@ class Status(_Msg):
 
 
 class Command(_Msg):
-    """A signed command (see protocols.signing). Times are epoch milliseconds."""
+    """A signed command (see protocols.signing). Times are epoch milliseconds. `alg`: the signature's
+    algorithm, `hmac-sha256` (the default, a shared key) or `ed25519` (an operator's private key, named
+    by its key id `kid`); `sig`: hex, over every other field, `alg` and `kid` included."""
 
     id: str
     gw: str
@@ -186,6 +188,8 @@ class Command(_Msg):
     nonce: str
     sig: str
     schema: Int64 = SCHEMA_VERSION
+    alg: Literal["hmac-sha256", "ed25519"] = "hmac-sha256"
+    kid: str = ""
 
 
 class CommandResult(_Msg):

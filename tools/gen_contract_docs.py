@@ -34,6 +34,20 @@ MODELS: list[tuple[str, type, str]] = [
 # What changed in the contract, newest first: what a consumer written against an earlier text must do.
 CHANGES: list[tuple[str, list[str]]] = [
     (
+        "command (issue 24)",
+        [
+            "New optional `alg`: `hmac-sha256` (the default: a command without `alg` is HMAC-signed as "
+            "before) or `ed25519`; any other value is refused.",
+            "New optional `kid`: the key id of the Ed25519 public key that verifies `sig` (16 hex digits, "
+            "derived from the key); required with `alg: ed25519`, refused on an HMAC command.",
+            "With `alg: ed25519`, `sig` is the 64-byte Ed25519 signature in hex (128 digits). Both "
+            "algorithms sign the same bytes, which include `alg` and `kid`. Existing HMAC senders need "
+            "no change.",
+            "New refusal reasons in the command result: `alg_not_accepted` (an algorithm the gateway "
+            "has no key for) and `unknown_key` (a `kid` the gateway does not list).",
+        ],
+    ),
+    (
         "alert (issue 19)",
         [
             "The alert engine now publishes this model; before, it sent a payload of its own that no "
@@ -121,8 +135,12 @@ def render() -> str:
         "",
         "## Commands",
         "",
-        "`sig` is the hex HMAC-SHA256, keyed by the gateway's command key, of the UTF-8 JSON of every other "
-        'field with keys sorted and separators `(",", ":")` (`protocols.signing`).',
+        "`sig` signs the UTF-8 JSON of every other field (`alg` and `kid` included) with keys sorted and "
+        'separators `(",", ":")` (`protocols.signing`). `alg` names the algorithm: `hmac-sha256` (the '
+        "default when absent): hex HMAC-SHA256 keyed by a command key the gateway shares; `ed25519`: hex "
+        "Ed25519 signature by an operator's private key, verified with the gateway's public key whose key "
+        "id is `kid`. A gateway refuses an algorithm it has no key for (`alg_not_accepted`), an unknown "
+        "`kid` (`unknown_key`), and an unsigned or bad signature (`bad_signature`).",
         "",
     ]
     return "\n".join(out)
