@@ -87,7 +87,7 @@ def _one(raw: bytes) -> dict:
         ),
         (
             clock_broadcast(dt.datetime(2026, 11, 22, 14, 5, 9)),
-            {"kind": "clock", "time": "2026-11-22T14:05:09", "broadcast": True, "address": "00"},
+            {"kind": "clock", "time": "2026-11-22T14:05:09", "broadcast": True, "address": 0},
         ),
     ],
 )
