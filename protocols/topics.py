@@ -11,6 +11,9 @@ Layer: pure contract (protocols). See the topic table in docs/mqtt-contract.md.
     gridedge/v1/alerts/{rule}/{subject}     retained while firing
     gridedge/v1/deadletter                  payloads the ingest refused, with the reason
     gridedge/v1/billing/[{account}/]{kind}  payments, tariff changes, accounts for the alert engine
+    gridedge/v1/alerts/autocontrol/audit    auto-control's decisions
+    gridedge/v1/alerts/autocontrol/pending/{id}         retained while awaiting an operator
+    gridedge/v1/alerts/autocontrol/(approve|reject)/{id}  an operator's decision
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from types import MappingProxyType
 from typing import Final
 
 from . import messages as m
+from . import operations as ops
 from .errors import ContractError
 from .messages import check_id
 
@@ -38,6 +42,7 @@ class TopicKind(enum.StrEnum):
     ALERT = "alert"
     DEADLETTER = "deadletter"
     BILLING = "billing"
+    AUTOCONTROL = "autocontrol"
 
 
 _DEVICE_KINDS: Final = {
@@ -111,6 +116,8 @@ def parse_topic(topic: str) -> Topic:
         raise ContractError("topic", f"{topic!r} is not under {PREFIX}/")
     rest = parts[2:]
     head = rest[0]
+    if head == "alerts" and len(rest) > 1 and rest[1] == ops.AUTOCONTROL:
+        return _autocontrol_topic(topic, rest[2:])
     if head == "alerts":
         if len(rest) < 3 or not rest[1] or not all(rest[2:]):
             raise ContractError("topic", f"{topic!r}: alert topics are {PREFIX}/alerts/RULE/SUBJECT")
@@ -133,6 +140,16 @@ def parse_topic(topic: str) -> Topic:
     raise ContractError("topic", f"{topic!r} matches no topic of contract v1")
 
 
+def _autocontrol_topic(topic: str, rest: list[str]) -> Topic:
+    """`rule` is what the message is (audit, pending, approve, reject), `subject` the action's id."""
+    if rest == ["audit"]:
+        return Topic(TopicKind.AUTOCONTROL, rule="audit")
+    if len(rest) == 2 and rest[0] in ("pending", "approve", "reject") and rest[1]:
+        return Topic(TopicKind.AUTOCONTROL, rule=rest[0], subject=rest[1])
+    shape = f"{PREFIX}/alerts/autocontrol/(audit|pending/ID|approve/ID|reject/ID)"
+    raise ContractError("topic", f"{topic!r}: auto-control topics are {shape}")
+
+
 def _check_topic_id(name: str, value: str, topic: str) -> None:
     try:
         check_id(f"$.{name}", value)
@@ -140,7 +157,7 @@ def _check_topic_id(name: str, value: str, topic: str) -> None:
         raise ContractError("topic", f"{topic!r}: {name} {exc.reason}") from None
 
 
-# The payload model each topic kind carries (billing payloads are free JSON objects: none).
+# The payload model each topic kind carries (billing and auto-control: by sub-topic, `protocols.operations`).
 MODELS: Final[Mapping[TopicKind, type[m.Message]]] = MappingProxyType(
     {
         TopicKind.STATUS: m.Status,
@@ -155,9 +172,23 @@ MODELS: Final[Mapping[TopicKind, type[m.Message]]] = MappingProxyType(
 )
 
 
-def decode_payload(where: Topic, payload: bytes, *, now_ms: int | None = None) -> m.Message:
-    """`payload` as the model its topic carries; ContractError when it is not one, or when its `gw` /
-    `dev` disagree with the topic's (a gateway speaks only for itself and its own devices)."""
+def decode_payload(where: Topic, payload: bytes, *, now_ms: int | None = None) -> m.Message | ops.Operation:
+    """`payload` as the model its topic carries (every topic of the contract has one); ContractError
+    when it is not one, or when its `gw` / `dev` disagree with the topic's."""
+    if where.kind is TopicKind.BILLING:
+        kind = where.subject.rsplit("/", 1)[-1]
+        if kind not in ops.BILLING_MODELS:
+            expected = ", ".join(ops.BILLING_MODELS)
+            raise ContractError("topic", f"billing kind {kind!r}: expected one of {expected}")
+        return ops.decode_operation(ops.BILLING_MODELS[kind], payload)
+    if where.kind is TopicKind.AUTOCONTROL:
+        return ops.decode_operation(ops.AUTOCONTROL_MODELS[where.rule], payload)
+    return decode_message(where, payload, now_ms=now_ms)
+
+
+def decode_message(where: Topic, payload: bytes, *, now_ms: int | None = None) -> m.Message:
+    """`decode_payload` for the topics of `MODELS` (what gateways and the alert engine publish): a
+    gateway speaks only for itself and its own devices, so `gw` / `dev` must agree with the topic."""
     model = MODELS.get(where.kind)
     if model is None:
         raise ContractError("topic", f"{where.kind.value} topics carry no contract model")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from protocols import messages, topics
+from protocols import messages, operations, topics
 from protocols.vocabulary import VOCABULARY
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "mqtt-contract.md"
@@ -29,10 +29,35 @@ MODELS: list[tuple[str, type, str]] = [
     ("command result", messages.CommandResult, "gridedge/v1/{gw}/{dev}/cmd/result"),
     ("alert", messages.Alert, "gridedge/v1/alerts/{rule}/{subject} (retained while firing)"),
     ("dead letter", messages.DeadLetter, "gridedge/v1/deadletter"),
+    ("billing: payment", operations.Payment, "gridedge/v1/billing/{account}/payment"),
+    ("billing: tariff change", operations.TariffChange, "gridedge/v1/billing/{account}/tariff"),
+    ("billing: account", operations.AccountRecord, "gridedge/v1/billing/{account}/account"),
+    ("auto-control audit", operations.AutoControlAudit, "gridedge/v1/alerts/autocontrol/audit"),
+    (
+        "auto-control pending action",
+        operations.AutoControlPending,
+        "gridedge/v1/alerts/autocontrol/pending/{id} (retained while pending)",
+    ),
+    (
+        "auto-control decision",
+        operations.AutoControlDecision,
+        "gridedge/v1/alerts/autocontrol/(approve|reject)/{id} (operators)",
+    ),
 ]
 
 # What changed in the contract, newest first: what a consumer written against an earlier text must do.
 CHANGES: list[tuple[str, list[str]]] = [
+    (
+        "billing and auto-control (issue 19)",
+        [
+            "Billing records and auto-control's messages are in the contract (`protocols/operations.py`) "
+            "and decode with `protocols.topics.decode_payload` like every other topic.",
+            "Auto-control's audit record: `at` (seconds) is now `ts` (ms), `created_at` (seconds) is "
+            "`created_ts` (ms), and `schema` is added; the pending action likewise (`state` stays).",
+            "An operator's approve / reject carries only `by`; other fields are refused.",
+            "`gridedge/v1/alerts/autocontrol/...` is reserved: no alert rule is named `autocontrol`.",
+        ],
+    ),
     (
         "command (issue 24)",
         [

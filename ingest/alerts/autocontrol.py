@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
 from protocols import messages as m
+from protocols import operations as ops
 from protocols import topics
 from protocols.signing import new_command
 
@@ -243,8 +244,11 @@ class AutoControl:
             if act.last != "awaiting_approval":
                 act.last = "awaiting_approval"
                 self._audit(now, act.id, "awaiting_approval")
-                body = json.dumps(self._describe(act) | {"state": "awaiting_approval"}).encode()
-                self.outbox.append(Outgoing(PENDING + act.id, body, retain=True))
+                pending = ops.AutoControlPending(
+                    schema=m.SCHEMA_VERSION, ts=round(now * 1000), id=act.id, action=act.action,
+                    account=act.account, gw=act.gw, dev=act.dev, created_ts=round(act.created_at * 1000),
+                )  # fmt: skip
+                self.outbox.append(Outgoing(PENDING + act.id, ops.encode_operation(pending), retain=True))
             return
         reason = "outside_hours" if not self._in_hours(now) else "rate_limited" if self._limited(now) else ""
         if reason:
@@ -316,8 +320,33 @@ class AutoControl:
         record |= {k: v for k, v in extra.items() if v not in (None, "")}
         self.audit.append(record)
         log.info("autocontrol %s", json.dumps(record, sort_keys=True))
-        self.outbox.append(Outgoing(AUDIT_TOPIC, json.dumps(record).encode()))
+        self.outbox.append(Outgoing(AUDIT_TOPIC, ops.encode_operation(_audit_message(record))))
         # account is a tag so that decisions taken in the same millisecond stay separate points
         tags = {k: str(record[k]) for k in ("decision", "action", "account") if record.get(k)}
         fields = {k: str(v) for k, v in record.items() if k not in ("at", "created_at", *tags)}
         self.lines.append(point("autocontrol", tags, fields, round(now * 1000)))
+
+
+def _audit_message(record: Mapping[str, Any]) -> ops.AutoControlAudit:
+    """The audit record as the contract's model (times in ms, like everything gridedge publishes)."""
+    created, expires = record.get("created_at"), record.get("expires_at")
+
+    def text(key: str) -> str:
+        return str(record.get(key) or "")
+
+    return ops.AutoControlAudit(
+        schema=m.SCHEMA_VERSION,
+        ts=round(float(record["at"]) * 1000),
+        decision=text("decision"),
+        id=text("id"),
+        action=text("action"),
+        account=text("account"),
+        gw=text("gw"),
+        dev=text("dev"),
+        created_ts=None if created is None else round(float(created) * 1000),
+        by=text("by"),
+        command=text("command"),
+        expires_at=None if expires is None else int(expires),
+        status=text("status"),
+        reason=text("reason"),
+    )

@@ -80,7 +80,7 @@ def decode(topic: str, payload: bytes) -> Inbound:
         return Inbound(topic, "", "", data)
     if where.kind not in _READ:
         raise ContractError("topic", f"{topic}: the alert engine does not read {where.kind.value} messages")
-    message = topics.decode_payload(where, payload)
+    message = topics.decode_message(where, payload)
     return Inbound(topic, where.gw, where.dev, message)
 
 

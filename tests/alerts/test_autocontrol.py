@@ -42,7 +42,14 @@ class Watch:
         self.client = _Client(port, [CMD_FILTER, AUDIT_TOPIC, f"{PENDING}+", self.marker])
 
     async def messages(self) -> list[Any]:
-        return await asyncio.to_thread(self.client.until_marker, self.marker)
+        """What arrived, each checked against the contract: every command, audit record and pending
+        action auto-control publishes decodes with `decode_payload` (an empty payload clears a retained
+        topic and carries nothing)."""
+        got = await asyncio.to_thread(self.client.until_marker, self.marker)
+        for x in got:
+            if x.payload and x.topic != self.marker:
+                topics.decode_payload(topics.parse_topic(x.topic), x.payload)
+        return got
 
     async def commands(self) -> list[dict[str, Any]]:
         return [json.loads(x.payload) for x in await self.messages() if x.topic.endswith("/cmd")]

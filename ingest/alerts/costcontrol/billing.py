@@ -43,6 +43,7 @@ import msgspec
 
 from protocols.errors import ContractError
 from protocols.messages import check_id
+from protocols.operations import AccountRecord, Payment, TariffChange
 from protocols.topics import PREFIX
 
 from ...topology import Topology
@@ -63,35 +64,12 @@ CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")
 _AT_RE: Final = re.compile(r"^(?P<reason>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
 
 
-class _In(msgspec.Struct, forbid_unknown_fields=True):
-    pass
-
-
-class PaymentIn(_In):
-    id: str
-    amount_cny: float
-    ts: int | None = None
-
-
-class TariffIn(_In):
-    tariff_cny_kwh: float
-    tariffs: list[float] = []
-    id: str = ""
-    ts: int | None = None
-
-
-class AccountIn(_In):
-    meter: str = ""
-    customer_class: str = ""
-    keep_power: bool | None = None
-    mode: Literal["remote", "local"] | None = None
-    tariff_cny_kwh: float | None = None
-    tariffs: list[float] | None = None
-    opening_balance_cny: float | None = None
-    ts: int | None = None
-
-
-_TYPES: Final[dict[str, type[_In]]] = {"payment": PaymentIn, "tariff": TariffIn, "account": AccountIn}
+# the billing records are part of the MQTT contract (protocols/operations.py): one model per record
+_TYPES: Final[dict[str, type[Payment | TariffChange | AccountRecord]]] = {
+    "payment": Payment,
+    "tariff": TariffChange,
+    "account": AccountRecord,
+}
 
 
 def parse_billing_topic(topic: str, data: Mapping[str, Any] | None = None) -> tuple[str, Kind]:
@@ -127,15 +105,15 @@ def apply_billing(
         raise ContractError("kind", f"{kind!r} is not one of {', '.join(KINDS)}")
     record = _convert(data, _TYPES[kind], strict)
     at = now if record.ts is None else _check_ts(record.ts)
-    if isinstance(record, PaymentIn):
+    if isinstance(record, Payment):
         return _payment(ledger, account, record, at)
-    if isinstance(record, TariffIn):
+    if isinstance(record, TariffChange):
         return _tariff(ledger, account, record, at)
-    assert isinstance(record, AccountIn)
+    assert isinstance(record, AccountRecord)
     return _account(ledger, account, record, at, topology or Topology.empty())
 
 
-def _payment(ledger: Ledger, account: str, p: PaymentIn, at: float) -> Outcome:
+def _payment(ledger: Ledger, account: str, p: Payment, at: float) -> Outcome:
     if not p.id:
         raise ContractError("$.id", "a payment needs its id (payments are applied once per id)")
     _positive("$.amount_cny", p.amount_cny)
@@ -143,7 +121,7 @@ def _payment(ledger: Ledger, account: str, p: PaymentIn, at: float) -> Outcome:
     return "applied" if ledger.apply_payment(p.id, account, p.amount_cny, at) else "duplicate"
 
 
-def _tariff(ledger: Ledger, account: str, t: TariffIn, at: float) -> Outcome:
+def _tariff(ledger: Ledger, account: str, t: TariffChange, at: float) -> Outcome:
     _positive("$.tariff_cny_kwh", t.tariff_cny_kwh)
     tariffs = _tou(t.tariffs)
     _known(ledger, account)
@@ -152,7 +130,7 @@ def _tariff(ledger: Ledger, account: str, t: TariffIn, at: float) -> Outcome:
     return "applied" if applied else "duplicate"
 
 
-def _account(ledger: Ledger, account: str, a: AccountIn, at: float, topology: Topology) -> Outcome:
+def _account(ledger: Ledger, account: str, a: AccountRecord, at: float, topology: Topology) -> Outcome:
     old = ledger.account(account)
     gw, dev = _meter(a.meter, account, topology, old)
     info = topology.device(gw, dev)
@@ -203,7 +181,9 @@ def _meter(given: str, account: str, topology: Topology, old: Account | None) ->
     return found[0]
 
 
-def _convert(data: Mapping[str, Any], type_: type[_In], strict: bool) -> Any:
+def _convert(
+    data: Mapping[str, Any], type_: type[Payment | TariffChange | AccountRecord], strict: bool
+) -> Any:
     if not isinstance(data, Mapping):
         raise ContractError("$", f"expected a JSON object, got {type(data).__name__}")
     try:
