@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from ingest.alerts.rules import reading
 from protocols import messages as m
 from protocols import topics
