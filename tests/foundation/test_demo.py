@@ -3,7 +3,8 @@
 simulators on ptys -> gateway -> Mosquitto -> ingest (writer + alert engine) -> InfluxDB, for 120 s,
 with the scenarios of examples/demo/scenarios.yaml raising and resolving area_outage, arrears,
 relay_misoperation, device_offline (which inhibits the dead meter's missed_reading), hall_wait and
-dissatisfied_rating. Afterwards the run's InfluxDB data directory is served again and every Grafana panel's query must return data from it.
+dissatisfied_rating. Afterwards the run's InfluxDB data directory is served again and every Grafana
+panel's query must return data from it.
 """
 
 from __future__ import annotations
