@@ -37,9 +37,23 @@ def summary(frame: dict[str, Any]) -> str:
     target = result.get("oad") or (apdu.get("oad") or apdu.get("omd") or {})
     if isinstance(target, dict):
         target = target.get("oad") or target.get("omd") or ""
-    what = result.get("values") or result.get("dar_name") or frame.get("error") or ""
+    what = result.get("values") or result.get("dar_name") or frame.get("error") or _listed(apdu)
     service = apdu.get("service") or (
         f"fragment {frame['fragment_sequence']}" if frame.get("fragment") else ""
     )
     who = f"{frame.get('direction', '')} {frame.get('address', '')}"
-    return f"DL/T 698.45 {who} {service} {target} {what}".rstrip()
+    return " ".join(part for part in ("DL/T 698.45", who, service, str(target), str(what)) if part)
+
+
+def _listed(apdu: dict[str, Any]) -> str:
+    """A NormalList's objects (request) or each object's values or DAR name (reply), and the DAR of a
+    SET / ACTION answer: what a poll of a DL/T 698.45 meter shows on one line."""
+    parts = []
+    for item in apdu.get("results") or apdu.get("oads") or []:
+        values = item.get("values")
+        shown = " ".join(f"{k}={v}" for k, v in values.items()) if values else item.get("dar_name", "")
+        parts.append(f"{item.get('oad', '')}{':' if shown else ''}{shown}")
+    dar = apdu.get("dar")
+    if isinstance(dar, dict) and "name" in dar:
+        parts.append(str(dar["name"]))
+    return " ".join(parts)
