@@ -224,7 +224,7 @@ def test_keys_generate_writes_a_private_key_0600_and_prints_the_public_line(
     assert Path(f"{out}.pub").read_text().strip() == line
     public = parse_public_key(line, "stdout")
     signer = load_signer(out)
-    assert public == signer.public.__class__(signer.public.raw, "alice") and public.kid in printed.err
+    assert public == PublicKey(signer.public.raw, "alice") and public.kid in printed.err
     assert "PRIVATE" not in printed.out + printed.err
     assert main(["keys", "generate", "--out", str(out)]) == 1  # never overwritten
     assert "exists: refusing to overwrite" in capsys.readouterr().err
