@@ -220,8 +220,8 @@ class Keyring:
 
     def __post_init__(self) -> None:
         kids = [k.kid for k in self.public_keys]
-        if len(set(kids)) != len(kids):
-            raise KeyFormatError("the same Ed25519 public key is listed twice")
+        if twice := sorted({kid for kid in kids if kids.count(kid) > 1}):
+            raise KeyFormatError(f"Ed25519 public key {', '.join(twice)} is listed twice")
 
     def __bool__(self) -> bool:
         return bool(self.hmac_keys or self.public_keys)
