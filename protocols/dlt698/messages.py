@@ -265,10 +265,12 @@ def _service(request: Apdu, reply: Apdu) -> str:
     return f"{type(reply).__name__} does not answer {type(request).__name__}"
 
 
+# A GET answer longer than the meter's APDU size comes back as GET-Response-Next block 1 (dlt698.md
+# §2/§7 "handle GET-Next"), so a GetNextResponse answers any GET.
 _ANSWERS: Final[dict[type, tuple[type, ...]]] = {
-    GetRequest: (GetResponse,),
-    GetListRequest: (GetListResponse,),
-    GetRecordRequest: (GetRecordResponse,),
+    GetRequest: (GetResponse, GetNextResponse),
+    GetListRequest: (GetListResponse, GetNextResponse),
+    GetRecordRequest: (GetRecordResponse, GetNextResponse),
     GetNextRequest: (GetNextResponse,),
     SetRequest: (SetResponse,),
     SetListRequest: (SetListResponse,),
