@@ -33,7 +33,8 @@ ERROR_CODES: Final = {
 
 
 def device_name(address: int) -> str:
-    return "broadcast" if address == 0 else f"hall device {address:02X}"
+    # decimal, as the field guide, the config and the health topics number hall devices (pad 34)
+    return "broadcast" if address == 0 else f"hall device {address}"
 
 
 class WrongAddress(FrameError):

@@ -22,7 +22,7 @@ from enum import IntEnum
 from typing import Final
 
 from ..errors import DecodeError
-from .errors import BadEvent, DeviceRefused, EncodeError, UnexpectedReply
+from .errors import BadEvent, DeviceRefused, EncodeError, UnexpectedReply, device_name
 from .frame import BROADCAST, Frame, check_address, func_byte
 
 
@@ -117,10 +117,6 @@ def _uint(name: str, value: int, width: int, who: str) -> bytes:
     return value.to_bytes(width, "big")
 
 
-def _who(address: int) -> str:
-    return "broadcast" if address == BROADCAST else f"hall device {address:02X}"
-
-
 def next_seq(seq: int) -> int:
     """The SEQ after `seq`: 1..255, wrapping to 1 (never 0)."""
     return seq % 255 + 1
@@ -169,7 +165,7 @@ class Event:
 
 
 def _parse_event(address: int, data: bytes) -> Event:
-    who, seq = _who(address), data[0]
+    who, seq = device_name(address), data[0]
     if seq == 0:
         raise DecodeError(f"{who}: poll reply with SEQ 0 (SEQ is 1..255): {data.hex(' ')}")
     if len(data) < 2:
@@ -242,7 +238,7 @@ def _request(address: int, fn: Fn, data: bytes = b"", *, broadcast: bool = False
 
 
 def poll_request(address: int, ack_seq: int = 0) -> Frame:
-    return _request(address, Fn.POLL, _uint("ACK_SEQ", ack_seq, 1, _who(address)))
+    return _request(address, Fn.POLL, _uint("ACK_SEQ", ack_seq, 1, device_name(address)))
 
 
 def identify_request(address: int) -> Frame:
@@ -250,7 +246,7 @@ def identify_request(address: int) -> Frame:
 
 
 def display_request(address: int, waiting: int, ticket: int) -> Frame:
-    who = _who(address)
+    who = device_name(address)
     return _request(address, Fn.DISPLAY, _uint("WAITING", waiting, 2, who) + _uint("TICKET", ticket, 2, who))
 
 
@@ -259,7 +255,7 @@ def beep_request(address: int) -> Frame:
 
 
 def start_eval_request(address: int, ticket: int, counter: int, staff: int) -> Frame:
-    who = _who(address)
+    who = device_name(address)
     data = _uint("TICKET", ticket, 2, who) + _uint("COUNTER", counter, 1, who) + _uint("STAFF", staff, 2, who)
     return _request(address, Fn.START_EVAL, data)
 
@@ -339,13 +335,13 @@ class Identity:
 def poll_reply(address: int, event: Event | None) -> Frame:
     """`90` with `SEQ EVT payload`, or empty DATA when no event is pending."""
     check_address(address, broadcast_ok=False)
-    data = b"" if event is None else event.payload(_who(address))
+    data = b"" if event is None else event.payload(device_name(address))
     return Frame(address, func_byte(Fn.POLL, reply=True), data)
 
 
 def identify_reply(address: int, identity: Identity) -> Frame:
     check_address(address, broadcast_ok=False)
-    who = _who(address)
+    who = device_name(address)
     major, _, minor = identity.firmware.partition(".")
     if not (major.isdigit() and minor.isdigit() and len(major) == 1 and len(minor) == 1):
         raise EncodeError(f"{who}: firmware {identity.firmware!r} is not d.d (one BCD byte)")
@@ -361,7 +357,9 @@ def ack_reply(address: int, function: int) -> Frame:
 
 def error_reply(address: int, function: int, code: int) -> Frame:
     check_address(address, broadcast_ok=False)
-    return Frame(address, func_byte(function & 0x3F, error=True), _uint("error code", code, 1, _who(address)))
+    return Frame(
+        address, func_byte(function & 0x3F, error=True), _uint("error code", code, 1, device_name(address))
+    )
 
 
 def check_reply(frame: Frame) -> Frame:

@@ -32,7 +32,7 @@ def find_frames(data: bytes) -> list[tuple[int, int, dict[str, Any]]]:
 
 
 def summary(frame: dict[str, Any]) -> str:
-    who = "broadcast" if frame.get("broadcast") else frame["address"]
+    who = "broadcast" if frame.get("broadcast") else f"{frame['address']} ({frame.get('role', '?')})"
     kind, function = frame.get("kind", "?"), frame.get("function_name") or f"function {frame['function']}"
     if function.replace("_", " ") not in kind:  # "acknowledgement (display)", "error reply (poll)"
         kind += f" ({function})"

@@ -69,7 +69,7 @@ def test_error_reply_raises_device_refused_naming_the_device() -> None:
     frame = parse_frame(BY_ID["X1"].raw)
     assert frame.is_error and frame.function == 0x07
     with pytest.raises(
-        DeviceRefused, match=r"hall device 03 refused function 07.*unsupported_function"
+        DeviceRefused, match=r"hall device 3 refused function 07.*unsupported_function"
     ) as exc:
         check_reply(frame)
     assert (exc.value.code, exc.value.retryable) == (1, False)

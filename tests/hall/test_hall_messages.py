@@ -76,7 +76,7 @@ def test_bad_events_keep_their_seq_for_the_acknowledgement() -> None:
         (b"\x05\x11\x05\x00\x01", "rating level 5 outside 1..4"),
         (b"\x05", "no EVT byte"),
     ]:
-        with pytest.raises(BadEvent, match=f"hall device 03: event SEQ 5: {why}") as exc:
+        with pytest.raises(BadEvent, match=f"hall device 3: event SEQ 5: {why}") as exc:
             parse_poll_reply(Frame(3, 0x90, data))
         assert exc.value.seq == 5
     with pytest.raises(DecodeError, match="SEQ 0"):
@@ -88,7 +88,7 @@ def test_requests_without_data_and_unknown_functions() -> None:
     assert parse_request(cancel_eval_request(33)) == CancelEval()
     assert parse_request(Frame(3, 0x05)) == Identify()
     assert parse_request(Frame(3, 0x07)) is None  # the device answers error 01
-    with pytest.raises(DecodeError, match="hall device 03: DISPLAY needs 4 data bytes, got 3"):
+    with pytest.raises(DecodeError, match="hall device 3: DISPLAY needs 4 data bytes, got 3"):
         parse_request(Frame(3, 0x02, b"\x00\x01\x02"))
     with pytest.raises(DecodeError, match="POLL cannot be broadcast"):
         parse_request(Frame(0, 0x10, b"\x00"))
@@ -99,9 +99,9 @@ def test_requests_without_data_and_unknown_functions() -> None:
 
 
 def test_encode_errors_name_the_device() -> None:
-    with pytest.raises(EncodeError, match="hall device 03: WAITING 70000 does not fit u16"):
+    with pytest.raises(EncodeError, match="hall device 3: WAITING 70000 does not fit u16"):
         display_request(3, 70000, 1)
-    with pytest.raises(EncodeError, match=r"hall device 05: SEQ 0 outside 1..255"):
+    with pytest.raises(EncodeError, match=r"hall device 5: SEQ 0 outside 1..255"):
         poll_reply(5, Event(0, Evt.CALL_NEXT))
     with pytest.raises(EncodeError, match="call_next has no field ticket"):
         poll_reply(5, Event(1, Evt.CALL_NEXT, ticket=3))

@@ -50,28 +50,28 @@ def test_error_reply_is_matched() -> None:
 def test_bad_checksum_raises_naming_the_device() -> None:
     bad = bytearray(REPLY)
     bad[-2] ^= 0x01
-    with pytest.raises(ChecksumError, match="hall device 03"):
+    with pytest.raises(ChecksumError, match="hall device 3"):
         ReplyMatcher(3, 0x10).feed(bytes(bad))
 
 
 def test_wrong_address_raises_and_feeding_continues() -> None:
     m = ReplyMatcher(3, 0x10)
     other = BY_ID["P5"].raw  # dispenser 1
-    with pytest.raises(WrongAddress, match="reply from hall device 01, expected hall device 03") as exc:
+    with pytest.raises(WrongAddress, match="reply from hall device 1, expected hall device 3") as exc:
         m.feed(other + REPLY[:4])
     assert (exc.value.expected, exc.value.got) == (3, 1)
     assert m.feed(REPLY[4:]) == parse_frame(REPLY)
 
 
 def test_reply_to_another_function_raises() -> None:
-    with pytest.raises(UnexpectedReply, match="hall device 03: reply to function 02"):
+    with pytest.raises(UnexpectedReply, match="hall device 3: reply to function 02"):
         ReplyMatcher(3, 0x10).feed(BY_ID["D2"].raw)
 
 
 def test_finish_raises_on_truncated_frame() -> None:
     m = ReplyMatcher(3, 0x10)
     assert m.feed(REPLY[:-3]) is None
-    with pytest.raises(TruncatedFrame, match="hall device 03: reply cut short after 8 bytes"):
+    with pytest.raises(TruncatedFrame, match="hall device 3: reply cut short after 8 bytes"):
         m.finish()
     ReplyMatcher(3, 0x10).finish()  # nothing buffered: quiet
 
@@ -89,7 +89,7 @@ def test_ff_68_16_inside_the_data_are_data() -> None:
 def test_buffer_is_bounded() -> None:
     m = ReplyMatcher(3, 0x10, max_buffer=40)
     m.feed(bytes.fromhex("FF 68 40 40 68 03"))
-    with pytest.raises(FrameError, match="hall device 03: no valid reply"):
+    with pytest.raises(FrameError, match="hall device 3: no valid reply"):
         m.feed(b"\x00" * 40)
 
 
