@@ -132,7 +132,7 @@ class Publisher:
                     self.stats.connect_failures += 1
                     first = self.stats.last_error == ""
                     self.stats.last_error = str(exc)
-                    (log.warning if first or self.stats.connected else log.debug)(
+                    (log.warning if (first or self.stats.connected) and not _normal(exc) else log.info)(
                         "mqtt: %s:%d: %s; retrying in <= %.0f s", self.cfg.host, self.cfg.port, exc, delay
                     )
                 finally:
@@ -327,3 +327,12 @@ class Publisher:
             uptime_s=round(time.monotonic() - self.status_source.started, 1),
             publish_lag_s=round(lag, 1),
         )
+
+
+def _normal(exc: Exception) -> bool:
+    """A disconnection with reason 0 ("Normal disconnection": the broker closed the session in order,
+    e.g. on a restart) is reported at INFO; the reconnect that follows is the same either way."""
+    rc = getattr(exc, "rc", None)
+    if rc is None:
+        return False
+    return not rc.is_failure if hasattr(rc, "is_failure") else rc == 0

@@ -367,7 +367,10 @@ class Subscriber:
         self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object
     ) -> None:
         if self.connected.is_set():
-            log.warning("mqtt: disconnected from %s:%d: %s", self.cfg.host, self.cfg.port, rc)
+            # our own stop (and a broker's orderly DISCONNECT 0) is reason 0, "Normal disconnection":
+            # not a warning; anything else (a lost connection, a broker shutting down) is
+            level = logging.WARNING if getattr(rc, "is_failure", rc != 0) else logging.INFO
+            log.log(level, "mqtt: disconnected from %s:%d: %s", self.cfg.host, self.cfg.port, rc)
         self.connected.clear()
         self.subscribed.clear()
 

@@ -140,3 +140,34 @@ def test_a_refused_subscription_is_reported_by_name(caplog: pytest.LogCaptureFix
         "mqtt: localhost:1883 refused the subscription gridedge/v1/+/+/cmd: Not authorized"
     ]
     assert "subscribed to 1 of 2 filter(s)" in caplog.text
+
+
+async def test_a_normal_disconnect_is_not_a_warning(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping the subscriber disconnects with reason 0, "Normal disconnection": INFO, not WARNING
+    (issue 20 item 7); a broker that goes away is still a warning."""
+    sub = Subscriber(MqttSection(host="127.0.0.1", port=mosquitto.port, client_id="wire-normal"))
+    sub.start()
+    await connected(sub)
+    with caplog.at_level(logging.INFO, logger="ingest"):
+        await asyncio.to_thread(sub.stop)
+    said = [r for r in caplog.records if "disconnected from" in r.getMessage()]
+    assert said and all(r.levelno == logging.INFO for r in said), [
+        (r.levelname, r.getMessage()) for r in said
+    ]
+    caplog.clear()
+    sub = Subscriber(MqttSection(host="127.0.0.1", port=mosquitto.port, client_id="wire-lost"))
+    sub.start()
+    try:
+        await connected(sub)
+        with caplog.at_level(logging.INFO, logger="ingest"):
+            mosquitto.stop()
+            for _ in range(100):
+                if not sub.connected.is_set():
+                    break
+                await asyncio.sleep(0.05)
+        lost = [r for r in caplog.records if "disconnected from" in r.getMessage()]
+        assert lost and lost[0].levelno == logging.WARNING
+    finally:
+        await asyncio.to_thread(sub.stop)
