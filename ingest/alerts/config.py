@@ -9,6 +9,7 @@ connect anywhere or read the clock.
       flap: {max_flips: 4, window_s: 3600, hold_s: 1800}
       webhook: {url: https://ops.example/hook, timeout_s: 5, retries: 5}
       autocontrol: {enabled: false, hours: "08:00-17:00", approval: true, max_per_hour: 30}
+      partition: {index: 0, count: 2}   # this engine's share of the gateways (ingest/alerts/partition.py)
       rules:
         devices: {pending_s: 120}
         outage: {...}
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from protocols.config import Frozen, HttpUrl
 
@@ -110,6 +111,48 @@ class AutoControlSection(Frozen):
         return value
 
 
+class PartitionSection(Frozen):
+    """`alerts.partition`: this engine is partition `index` of `count` alert engines, each owning the
+    gateways whose group key hashes to it (ingest/alerts/partition.py). Its MQTT client id and its state
+    file get `-p{index}of{count}` (alerts.sqlite -> alerts-p0of2.sqlite, unless `state_path`); the
+    cost-control ledger stays one file for all of them (the account book, which `gridedge ingest billing
+    import` writes too)."""
+
+    index: int = Field(ge=0, description="this engine's partition, 0 .. count-1")
+    count: int = Field(ge=1, description="how many alert engines share the gateways")
+    state_path: Path | None = Field(
+        default=None,
+        description="this partition's state file (default: alerts.state_path with -p{index}of{count}); "
+        "relative: from the alert state file's folder",
+    )
+    inherit_from: Path | None = Field(
+        default=None,
+        description="state file of the engine this partition takes over from, copied once when its own "
+        "state file does not exist yet (repartitioning, docs/production.md); relative: from the alert "
+        "state file's folder",
+    )
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> PartitionSection:
+        if self.index >= self.count:
+            raise ValueError(f"index {self.index} must be below count {self.count}")
+        return self
+
+    @property
+    def suffix(self) -> str:
+        """`-p{index}of{count}`: of the MQTT client id and of the state file's name."""
+        return f"-p{self.index}of{self.count}"
+
+    def own_state_path(self, alerts_state: Path) -> Path:
+        """Where this partition keeps its state: `state_path`, else alerts.sqlite -> alerts-p0of2.sqlite."""
+        if self.state_path is not None:
+            return alerts_state.parent / self.state_path  # an absolute state_path stays as it is
+        return alerts_state.with_name(f"{alerts_state.stem}{self.suffix}{alerts_state.suffix}")
+
+    def inherited_state(self, alerts_state: Path) -> Path | None:
+        return None if self.inherit_from is None else alerts_state.parent / self.inherit_from
+
+
 class AlertsSection(Frozen):
     enabled: bool = Field(default=True, description="--role all runs the alert engine when true")
     state_path: Path = Field(
@@ -121,6 +164,9 @@ class AlertsSection(Frozen):
     flap: FlapSection = FlapSection()
     webhook: WebhookSection = WebhookSection()
     autocontrol: AutoControlSection = AutoControlSection()
+    partition: PartitionSection | None = Field(
+        default=None, description="this engine's share when several alert engines split the gateways"
+    )
     rules: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per rule set: its thresholds (see each rule set's config)"
     )

@@ -16,6 +16,11 @@ the rules, it enters the engine nowhere else; its commands and audit go out thro
 SIGHUP (installed by the CLI) calls `reload_topology`: the rules see new meters, areas and halls from
 the next message or tick on; their memory and the current alerts are kept.
 
+Partitioned (`alerts.partition`, ingest/alerts/partition.py): the engine owns the gateways that hash to
+its index; its client id and state file get `-p{i}of{n}`; a delivery about another partition's gateway
+or account is dropped before it is decoded (counted: `partition.foreign_messages`), and the rules see
+only the partition's share of the topology.
+
 The clock is injectable (a callable returning UNIX seconds) so tests run in compressed time; `tick()`
 evaluates the timers once and returns when its outputs are done. Tests observe the role by
 subclassing it (`_filters`, `_process`, `_finished`; tests/alerts/conftest.py).
@@ -29,11 +34,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from protocols import topics
 from protocols.errors import ContractError
 
-from ..config import IngestConfig
+from ..config import IngestConfig, MqttSection
 from ..errors import RetryableWrite
 from ..influx import InfluxV1, make_writer
 from ..subscriber import Delivery, Subscriber
@@ -44,6 +50,7 @@ from .commits import Committer
 from .engine import Change, Engine
 from .model import Inbound, Rule, RuleSet
 from .outputs import Outputs, Publisher
+from .partition import Partition, PartitionedEngine, copy_state
 from .rules import rulesets
 from .store import Store
 
@@ -84,6 +91,40 @@ def decode(topic: str, payload: bytes) -> Inbound:
     return Inbound(topic, where.gw, where.dev, message)
 
 
+def alert_filters(cfg: IngestConfig, sets: Iterable[RuleSet]) -> list[str]:
+    """What the role subscribes to: the contract topics, what the rule sets ask for, autocontrol's."""
+    filters = list(cfg.mqtt.topics)
+    for rs in sets:
+        filters += [t for t in rs.topics if t not in filters]
+    if cfg.alerts.autocontrol.enabled:
+        filters += [t for t in AUTOCONTROL_FILTERS if t not in filters]
+    return filters
+
+
+def session_config(cfg: IngestConfig, filters: list[str]) -> MqttSection:
+    """The role's MQTT session: client id `mqtt.client_id + alerts.client_id_suffix` (+ `-p{i}of{n}`
+    when partitioned), never a shared subscription: stateful rules must see every message of their
+    gateways (a partition takes them all and ignores the other partitions' before decoding)."""
+    part = cfg.alerts.partition
+    client_id = cfg.mqtt.client_id + cfg.alerts.client_id_suffix + (part.suffix if part else "")
+    return cfg.mqtt.model_copy(update={"client_id": client_id, "topics": filters, "shared_group": None})
+
+
+async def open_session(
+    cfg: IngestConfig, sets: Iterable[RuleSet] | None = None, timeout: float = 30.0
+) -> None:
+    """Create an alert engine's persistent session on the broker (subscribe, then disconnect) without
+    running it: the broker keeps what arrives for it until the engine starts. Step 1 of a repartition
+    (docs/production.md), so that nothing published during the switch is lost."""
+    subscriber = Subscriber(session_config(cfg, alert_filters(cfg, rulesets() if sets is None else sets)))
+    subscriber.start()
+    try:
+        if not await asyncio.to_thread(subscriber.subscribed.wait, timeout):
+            raise TimeoutError(f"alerts: no subscription on {cfg.mqtt.host}:{cfg.mqtt.port} in {timeout} s")
+    finally:
+        await asyncio.to_thread(subscriber.stop)
+
+
 class AlertsRole:
     def __init__(
         self,
@@ -96,18 +137,14 @@ class AlertsRole:
         section = cfg.alerts
         self.cfg = cfg
         self.sets = list(rulesets() if sets is None else sets)
-        client_id = cfg.mqtt.client_id + section.client_id_suffix
-        # never a shared subscription: stateful rules must see every message of their gateways
-        mqtt_cfg = cfg.mqtt.model_copy(
-            update={"client_id": client_id, "topics": self._filters(), "shared_group": None}
-        )
-        self.subscriber = Subscriber(mqtt_cfg)
-        self.store = Store(section.state_path, section.history)
         self.topology = topology or Topology.empty()
-        control = self._autocontrol if section.autocontrol.enabled else None
-        self.engine = Engine.build(
-            section, self.topology, self.sets, clock=clock, store=self.store, control=control
-        )
+        part = section.partition
+        self.partition = None if part is None else Partition(part, self.topology)
+        mqtt_cfg = session_config(cfg, self._filters())
+        client_id = mqtt_cfg.client_id
+        self.subscriber = Subscriber(mqtt_cfg)
+        self.store = Store(self._state_path(), section.history)
+        self.engine = self._build_engine(clock)
         self.autocontrol = self.engine.control if isinstance(self.engine.control, AutoControl) else None
         self.writer = make_writer(cfg.influx)
         self.outputs = Outputs(Publisher(cfg.mqtt, client_id + "-pub"), self.writer, section.webhook)
@@ -115,14 +152,43 @@ class AlertsRole:
         self.stats = RoleStats()
         self._lock = asyncio.Lock()
 
+    def _state_path(self) -> Path:
+        """The state file: a partition's own (taken over from `inherit_from` the first time)."""
+        section = self.cfg.alerts
+        part = section.partition
+        if part is None:
+            return section.state_path
+        path = part.own_state_path(section.state_path)
+        inherited = part.inherited_state(section.state_path)
+        if inherited is not None and not path.exists():
+            copy_state(inherited, path)
+            log.warning("alerts: partition %s starts from a copy of %s", part.suffix[1:], inherited)
+        return path
+
+    def _build_engine(self, clock: Callable[[], float]) -> Engine:
+        """The engine; a partition's sees its share of the topology and only its own subjects."""
+        section = self.cfg.alerts
+        control = self._autocontrol if section.autocontrol.enabled else None
+        if self.partition is None:
+            return Engine.build(
+                section, self.topology, self.sets, clock=clock, store=self.store, control=control
+            )
+        share = self.partition.share(self.topology)
+        engine = PartitionedEngine.build(
+            section, share, self.sets, clock=clock, store=self.store, control=control
+        )
+        assert isinstance(engine, PartitionedEngine)  # build() makes its class
+        self.partition.account_of = ledger_of([rule for _, rule in engine.rules])
+        forgotten = engine.own(self.partition)
+        log.info(
+            "alerts: partition %d of %d: %d of %d gateway(s), %d device(s)%s",
+            self.partition.index, self.partition.count, len(share.sites), len(self.topology.sites),
+            len(share.devices), f"; {forgotten} alert(s) of other partitions forgotten" if forgotten else "",
+        )  # fmt: skip
+        return engine
+
     def _filters(self) -> list[str]:
-        """What the role subscribes to: the contract topics, what the rule sets ask for, autocontrol's."""
-        filters = list(self.cfg.mqtt.topics)
-        for rs in self.sets:
-            filters += [t for t in rs.topics if t not in filters]
-        if self.cfg.alerts.autocontrol.enabled:
-            filters += [t for t in AUTOCONTROL_FILTERS if t not in filters]
-        return filters
+        return alert_filters(self.cfg, self.sets)
 
     def _autocontrol(self, rules: Sequence[Rule]) -> AutoControl:
         """The trip / reconnect policy, reading keep-power and meters from the cost-control ledger."""
@@ -170,6 +236,15 @@ class AlertsRole:
             log.error("alerts: topology %s not reloaded: %s", self.cfg.topology, exc)
             return
         self.topology = topology
+        if self.partition is not None:
+            moved = self.partition.set_topology(topology)
+            if moved:  # their alerts stay where they were: see the repartition procedure
+                log.error(
+                    "alerts: the topology moves gateway(s) %s to another partition; restart the alert "
+                    "engines as docs/production.md (Repartitioning) says",
+                    ", ".join(moved[:20]),
+                )
+            topology = self.partition.share(topology)
         self.engine.set_topology(topology)
         log.warning("alerts: topology %s reloaded: %d device(s)", self.cfg.topology, len(topology.devices))
 
@@ -229,6 +304,8 @@ class AlertsRole:
 
     def _process(self, d: Delivery) -> list[Change]:
         self.stats.received += 1
+        if self.partition is not None and not self.partition.wants(d.topic, d.payload):
+            return []  # another partition's (counted there: partition.foreign_messages)
         try:
             inbound = decode(d.topic, d.payload)
         except ContractError as exc:

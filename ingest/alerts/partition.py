@@ -1,0 +1,258 @@
+"""Partitioned alert engines (`alerts.partition: {index: i, count: n}`): which share of the stream one
+engine owns, so that n engines, each an ordinary persistent MQTT subscriber, split the alert work with
+nothing in gridedge coordinating them.
+
+Layer: ingest alert partitioning (pure lookups on the topology and the cost-control ledger it is given).
+Must not: publish, read the clock, talk to the other engines or decide alerts.
+
+The key is the **gateway**. A gateway serves one transformer area or one business hall, and every
+aggregate rule needs all members of its aggregate in one engine (an area outage every meter of the
+area, the hall rules every device of the hall, gateway_offline the gateway's own status and all its
+devices, whose alerts it inhibits). Gateways the topology links (devices of one area or hall behind
+several gateways) form one group, keyed by the group's smallest gateway id; an unlinked gateway, or one
+not in the topology, is its own group. A group belongs to partition `crc32(key) % n` (zlib.crc32 of the
+UTF-8 key: stable across processes, Python versions and machines, unlike `hash()`).
+
+What has no gateway in its topic is routed by what it is about: a billing record by its account's
+meter (the shared ledger, else the record's `meter`, else the topology device of that account; an
+account nobody knows goes to partition `crc32("account/" + id) % n`, whose refusal is then the only
+one). Operators' approve/reject decisions reach every engine: only the one holding the action acts.
+
+Ignoring is cheap: the gateway is the third topic level, looked up in a dict before anything is
+decoded. Behind that, every signal a rule raises passes `owns_subject` (labels' `gw`, else the subject's
+gateway, area, hall or account): rules that judge what they never heard (topology meters expected to
+report, every ledger account on the timer, rule memory inherited from a larger partition) cannot
+raise another partition's alert.
+
+Changing n (docs/production.md, "Repartitioning the alert engines"): when the new count is a multiple
+of the old one, new partition j owns a subset of old partition j mod n_old (crc32 % m, m a multiple of
+n, determines crc32 % n), so it starts from a copy of that engine's state file (`inherit_from`) and
+forgets the alerts it no longer owns, without publishing anything about them (their new owner has
+them). Other changes go through 1 partition (merge: every state, kept in one file, is not generic
+across rule memories, so a merge is a rebuild from the stream, see the procedure).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from protocols.topics import PREFIX
+
+from ..topology import DeviceInfo, Topology
+from .config import PartitionSection
+from .costcontrol.billing import parse_billing_topic
+from .engine import Change, Engine
+from .model import Signal, subject_kind
+
+__all__ = ["Partition", "PartitionedEngine", "copy_state", "group_keys", "owner"]
+
+_DEVICE_TOPIC = f"{PREFIX}/"
+_BILLING = f"{PREFIX}/billing/"
+
+
+def owner(key: str, count: int) -> int:
+    """The partition of a group key (documented above; tools outside gridedge can compute it too)."""
+    return zlib.crc32(key.encode()) % count
+
+
+def group_keys(topology: Topology) -> dict[str, str]:
+    """Every gateway the topology names -> its group key: the smallest gateway id among the gateways
+    linked to it by a shared area or hall."""
+    parent: dict[str, str] = {gw: gw for gw in topology.sites}
+
+    def find(gw: str) -> str:
+        parent.setdefault(gw, gw)
+        while parent[gw] != gw:
+            parent[gw] = parent[parent[gw]]
+            gw = parent[gw]
+        return gw
+
+    first: dict[str, str] = {}  # "area:x" / "hall:y" -> the first gateway seen with it
+    for (gw, _), info in topology.devices.items():
+        find(gw)
+        for place in _places(info):
+            other = first.setdefault(place, gw)
+            a, b = find(gw), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {gw: find(gw) for gw in parent}
+
+
+def _places(info: DeviceInfo) -> list[str]:
+    return [
+        p for p in (f"area:{info.area}" if info.area else "", f"hall:{info.hall}" if info.hall else "") if p
+    ]
+
+
+class Partition:
+    """One engine's share: `wants` (a delivery, before decoding), `owns_subject`, `share` (the topology
+    the rules get). Built from the full topology; `set_topology` on every reload."""
+
+    def __init__(self, section: PartitionSection, topology: Topology) -> None:
+        self.index, self.count = section.index, section.count
+        # the cost-control ledger's account lookup (autocontrol.ledger_of), set once the rules exist
+        self.account_of: Callable[[str], Any] = lambda _: None
+        self.foreign_messages = 0  # deliveries left to another partition
+        self.foreign_signals = 0  # signals of a rule about another partition's subject, dropped
+        self._owns: dict[str, bool] = {}
+        self._subjects: dict[str, bool] = {}
+        self.set_topology(topology)
+
+    def set_topology(self, topology: Topology) -> list[str]:
+        """Take a reloaded topology; return the gateways whose partition it changed (linked anew into a
+        group that belongs elsewhere, or unlinked): those need the repartition procedure."""
+        before = {gw: owned for gw, owned in self._owns.items()}
+        self.topology = topology
+        self._groups = group_keys(topology)
+        self._owns, self._subjects = {}, {}
+        self._area_gw: dict[str, str] = {}
+        self._hall_gw: dict[str, str] = {}
+        self._account_gw: dict[str, str] = {}
+        for (gw, _), info in sorted(topology.devices.items()):
+            if info.area:
+                self._area_gw.setdefault(info.area, gw)
+            if info.hall:
+                self._hall_gw.setdefault(info.hall, gw)
+            if info.account:
+                self._account_gw.setdefault(info.account, gw)
+        return sorted(gw for gw, owned in before.items() if self.owns_gateway(gw) != owned)
+
+    # ---- ownership ----------------------------------------------------------------------------------
+
+    def owns_gateway(self, gw: str) -> bool:
+        owned = self._owns.get(gw)
+        if owned is None:
+            owned = self._owns[gw] = owner(self._groups.get(gw, gw), self.count) == self.index
+        return owned
+
+    def account_gateway(self, account: str, meter: str = "") -> str | None:
+        """The gateway of an account's meter: the record's `meter`, the ledger, the topology; or None."""
+        if meter:
+            return meter.partition("/")[0]
+        known = self.account_of(account)
+        if known is not None:
+            return str(known.gw)
+        return self._account_gw.get(account)
+
+    def owns_account(self, account: str, meter: str = "") -> bool:
+        gw = self.account_gateway(account, meter)
+        if gw is None:
+            return owner(f"account/{account}", self.count) == self.index
+        return self.owns_gateway(gw)
+
+    def wants(self, topic: str, payload: bytes) -> bool:
+        """Whether this engine evaluates a delivery. A gateway's topic is judged on its third level
+        alone; a billing record on its account; anything else (decisions, malformed topics: their
+        refusal is counted where they are decoded) is taken."""
+        if topic.startswith(_BILLING):
+            keep = self._wants_billing(topic, payload)
+        elif topic.startswith(_DEVICE_TOPIC):
+            gw = topic[len(_DEVICE_TOPIC) :].partition("/")[0]
+            keep = gw in ("approve", "reject") or self.owns_gateway(gw)
+        else:
+            keep = True
+        if not keep:
+            self.foreign_messages += 1
+        return keep
+
+    def _wants_billing(self, topic: str, payload: bytes) -> bool:
+        try:
+            data = json.loads(payload)
+            account, _ = parse_billing_topic(topic, data if isinstance(data, dict) else None)
+        except Exception:  # its refusal is counted once, by the partition that owns the topic's account
+            return self._owns_unparsed(topic)
+        meter = data.get("meter", "") if isinstance(data, dict) else ""
+        return self.owns_account(account, meter if isinstance(meter, str) else "")
+
+    def _owns_unparsed(self, topic: str) -> bool:
+        parts = topic.split("/")
+        account = parts[3] if len(parts) == 5 else ""
+        return self.owns_account(account) if account else self.index == 0
+
+    def owns_subject(self, subject: str, labels: Mapping[str, str]) -> bool:
+        """Whether an alert's subject is ours: its `gw` label, else the gateway its subject names or
+        the topology / ledger places it behind. One the partition cannot place is kept (it came from a
+        message this engine took)."""
+        owned = self._subjects.get(subject)
+        if owned is None:
+            gw = labels.get("gw") or self._subject_gateway(subject)
+            if gw is None:
+                return True  # not remembered: an account may yet be created with its meter
+            owned = self._subjects[subject] = self.owns_gateway(gw)
+        return owned
+
+    def _subject_gateway(self, subject: str) -> str | None:
+        kind = subject_kind(subject)
+        name = subject.split("/")[1] if "/" in subject else ""
+        if kind in ("device", "gateway"):
+            return subject.partition("/")[0]
+        if kind in ("area", "phase"):
+            return self._area_gw.get(name)
+        if kind in ("hall", "counter"):
+            return self._hall_gw.get(name)
+        return self.account_gateway(name) if kind == "account" else None
+
+    # ---- what the rules see -------------------------------------------------------------------------
+
+    def share(self, topology: Topology) -> Topology:
+        """The topology of the owned gateways only: rules that expect topology meters to report, or
+        judge every area on the timer, work on this engine's share, not the whole city."""
+        devices = {k: v for k, v in topology.devices.items() if self.owns_gateway(k[0])}
+        areas = {v.area for v in devices.values() if v.area}
+        return Topology._build(  # the same constructor Topology.load ends in
+            {gw: site for gw, site in topology.sites.items() if self.owns_gateway(gw)},
+            {name: info for name, info in topology.areas.items() if name in areas},
+            devices,
+            topology.source,
+        )
+
+
+class PartitionedEngine(Engine):
+    """The engine of one partition: the life cycle sees only the signals about what it owns. (A hook
+    on `apply`, the one door every rule's signals pass through; build it with `PartitionedEngine.build`
+    and then `own(partition)`.)"""
+
+    partition: Partition | None = None
+
+    def own(self, partition: Partition) -> int:
+        """From now on drop what another partition owns, starting with the current alerts restored
+        (or inherited) from a state file: forgotten without a change published, their owner has them.
+        Returns how many were forgotten."""
+        self.partition = partition
+        foreign = [k for k, t in self._tracks.items() if not partition.owns_subject(k[1], t.alert.labels)]
+        for k in foreign:
+            del self._tracks[k]
+            self._dirty.tracks.discard(k)
+            self._dirty.removed.add(k)
+        return len(foreign)
+
+    def apply(self, signals: Iterable[Signal], now: float) -> list[Change]:
+        if self.partition is None:
+            return super().apply(signals, now)
+        signals = list(signals)
+        kept = [s for s in signals if self.partition.owns_subject(s.subject, s.labels)]
+        self.partition.foreign_signals += len(signals) - len(kept)
+        return super().apply(kept, now)
+
+
+def copy_state(source: Path, target: Path) -> None:
+    """A consistent copy of an SQLite state file (its WAL included) through SQLite's backup API."""
+    if not source.exists():
+        raise FileNotFoundError(f"alerts.partition.inherit_from: {source} does not exist")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    partial.replace(target)
