@@ -26,10 +26,8 @@ _json = msgspec.json.encode
 
 
 def sample(s: Sample, seq: int) -> bytes:
-    """A driver's sample as the contract's `Sample` JSON, with the seq the spool gave it."""
-    return _json(
-        m.Sample(seq=seq, ts=s.ts_ms, values=dict(s.values), quality=dict(s.quality), source=s.source)
-    )
+    """A driver's sample (the contract's `Sample`) as JSON, with the seq the spool gave it."""
+    return _json(msgspec.structs.replace(s, seq=seq))
 
 
 def reading_payload(gw: str, dev: str, protocol: str, samples: Sequence[bytes]) -> bytes:

@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from protocols.config import Frozen
-from protocols.messages import EventKind, Quality, Scalar, Source
+from protocols.messages import EventKind, Sample, Scalar, Source
+
+__all__ = [
+    "CommandOutcome",
+    "CommandRejected",
+    "DeviceBase",
+    "DeviceEvent",
+    "Driver",
+    "DriverContext",
+    "PollResult",
+    "Sample",
+]
 
 from ..bus import Bus
 from ..health import DeviceHealth
@@ -36,16 +47,6 @@ class DeviceBase(Frozen):
         """(address space, address) of every bus address the device answers on: two devices of one
         bus may not share one (`gateway check`). The hall answers on its dispenser, keypads and pads."""
         raise NotImplementedError(f"{type(self).__name__}.bus_addresses")
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One acquisition. Values that failed are absent from `values` and marked in `quality`."""
-
-    ts_ms: int
-    values: Mapping[str, Scalar]
-    quality: Mapping[str, Quality] = field(default_factory=dict)
-    source: Source = "live"
 
 
 @dataclass(frozen=True, slots=True)

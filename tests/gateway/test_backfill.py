@@ -251,9 +251,9 @@ async def test_silent_meter_over_midnights_with_an_outage_is_backfilled(tmp_path
         again = await d.poll()
     samples = frozen(results)
     expected = sorted(midnights_ms(meter, range(3)))  # today's 00:00 and the two before
-    assert [s.ts_ms for s in samples] == expected
+    assert [s.ts for s in samples] == expected
     for s in samples:
-        day = dt.datetime.fromtimestamp(s.ts_ms / 1000, CST).date()
+        day = dt.datetime.fromtimestamp(s.ts / 1000, CST).date()
         snapshot = meter.history.snapshots[day]
         assert snapshot is not None
         assert s.values["energy_import_kwh"] == pytest.approx(sum(snapshot), abs=0.01)
@@ -284,7 +284,7 @@ async def test_gateway_downtime_is_backfilled_from_state_once(tmp_path: Path) ->
         clock.start += 2 * 86400 + 1800  # the gateway is down for two days; the meter runs on
         after_restart = await drain(make_driver(bus, clock, tmp_path), bus, 2)
         again = await drain(make_driver(bus, clock, tmp_path), bus, 2)  # and restarts once more
-    assert [s.ts_ms for s in frozen(after_restart)] == sorted(midnights_ms(meter, range(2)))
+    assert [s.ts for s in frozen(after_restart)] == sorted(midnights_ms(meter, range(2)))
     assert all(s.source == "frozen" for s in frozen(after_restart))
     assert not any(r.events for r in after_restart), "no power-down while the gateway was away"
     assert not frozen(again) and not any(r.events for r in again)

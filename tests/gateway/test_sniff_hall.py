@@ -111,7 +111,10 @@ def test_hall_golden_frames_from_the_spec() -> None:
         291,
     )
     text = summary(rating)
-    assert text.startswith("hall device->master 33 (rating pad of counter 1) poll reply") and "label=dissatisfied" in text
+    assert (
+        text.startswith("hall device->master 33 (rating pad of counter 1) poll reply")
+        and "label=dissatisfied" in text
+    )
     clock = summary(_one(bytes.fromhex("FF 68 08 08 68 00 08 26 11 22 14 05 09 83 16")))
     assert clock == "hall master->device broadcast clock time=2026-11-22T14:05:09"
 

@@ -44,14 +44,25 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 
 
 def samples(n: int) -> list[Sample]:
-    out = [Sample(NOW_MS + i, {"energy_import_kwh": 10.5 + i, "relay": "closed"}) for i in range(n)]
-    out.append(Sample(NOW_MS + n, {"voltage_a_v": 230.0}, {"current_a_a": "error"}, source="frozen"))
+    out = [
+        Sample(seq=0, ts=NOW_MS + i, values={"energy_import_kwh": 10.5 + i, "relay": "closed"})
+        for i in range(n)
+    ]
+    out.append(
+        Sample(
+            seq=0,
+            ts=NOW_MS + n,
+            values={"voltage_a_v": 230.0},
+            quality={"current_a_a": "error"},
+            source="frozen",
+        )
+    )
     return out
 
 
 def as_reading(gw: str, dev: str, protocol: str, ss: list[Sample], seqs: list[int]) -> m.Reading:
     contract = [
-        m.Sample(seq=q, ts=s.ts_ms, values=dict(s.values), quality=dict(s.quality), source=s.source)
+        m.Sample(seq=q, ts=s.ts, values=dict(s.values), quality=dict(s.quality), source=s.source)
         for s, q in zip(ss, seqs, strict=True)
     ]
     head = contract[0]
@@ -92,7 +103,7 @@ async def test_the_spool_holds_samples_and_a_newer_format_is_refused(tmp_path: P
         [rec] = await spool.pending(10)
         assert (rec.kind, rec.topic, rec.protocol) == (SAMPLE, topic, "dlt645")
         assert msgspec.json.decode(rec.payload, type=m.Sample) == m.Sample(
-            seq=rec.seq, ts=sample.ts_ms, values=dict(sample.values)
+            seq=rec.seq, ts=sample.ts, values=dict(sample.values)
         )
     finally:
         await spool.close()

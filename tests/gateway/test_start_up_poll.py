@@ -33,7 +33,9 @@ class AnswersAtOnce(Driver):
     kind = "test"
 
     async def poll(self) -> PollResult:
-        return PollResult(samples=[Sample(int(time.time() * 1000), {"energy_import_kwh": 1.0})])
+        return PollResult(
+            samples=[Sample(seq=0, ts=int(time.time() * 1000), values={"energy_import_kwh": 1.0})]
+        )
 
     @classmethod
     def poll_airtime_s(cls, config: Any, line: LineSettings) -> float:

@@ -288,7 +288,7 @@ class Backfill:
                     decoded = await self._get(lookup(f"daily_freeze_{n}_{part}", Version.V2007))
                     values.update(freeze_values(n, decoded or {}))
                 if values:
-                    result.samples.append(Sample(freeze_ms, values, source="frozen"))
+                    result.samples.append(Sample(seq=0, ts=freeze_ms, values=values, source="frozen"))
                 s.freeze_advance(freeze_ms)
 
     def _budget(self, reads: int) -> bool:

@@ -195,7 +195,7 @@ class Dlt645Driver(Driver):
             values.update(canonical_values(decoded))
         if not values and quality:
             raise DeviceError(f"{self.id}: the meter refused every item")
-        result = PollResult(samples=[Sample(ts_ms, values, quality)])
+        result = PollResult(samples=[Sample(seq=0, ts=ts_ms, values=values, quality=quality)])
         result.events += self.relay_events(ts_ms, values)
         if not stopped:  # the clock check and the back-fill wait for a poll it answers through
             await self._check_clock(ts_ms, values, result)

@@ -190,7 +190,7 @@ class ModbusDriver(Driver):
                 quality[name] = "error"
         if not values and quality:
             raise DeviceError(f"{self.id}: every read was refused")
-        result = PollResult(samples=[Sample(ts_ms, values, quality)])
+        result = PollResult(samples=[Sample(seq=0, ts=ts_ms, values=values, quality=quality)])
         result.events += self.relay_events(ts_ms, values)
         return result
 
