@@ -9,7 +9,8 @@ the `16` and CS; on failure resynchronise from the next `68`. A `68`, `16` or `F
 address or data, so no single byte is trusted as a delimiter and FE after the first `68` is never
 dropped. Leading FE (wake-up preamble, 0..4 or more) is skipped and counted apart from line noise.
 The search itself is shared with the hall codec (`protocols.framing`); this module says what a DL/T 645
-frame looks like, how a reply's address matches and how messages name a meter.
+frame looks like, how a reply's address matches and how messages name a meter. A DL/T 698.45 frame on
+the same line (a mixed bus of old and new meters) is recognised whole and skipped, counted in `foreign`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,50 @@ DEFAULT_MAX_BUFFER: Final = 2 * MAX_FRAME
 _MIN_FRAME: Final = HEADER + 2  # 68 A0..A5 68 C L CS 16: a frame without data
 
 
+def _crc16_x25(data: bytes | bytearray) -> int:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+def _dlt698_pending(buf: bytes | bytearray, i: int) -> bool:
+    """May a DL/T 698.45 frame be arriving at `buf[i]`? Its L and AF are plausible, its HCS is valid
+    once the header is in, and the frame is not all buffered yet (a complete one is `dlt698_frame_at`)."""
+    if len(buf) < i + 5:
+        return True
+    field = int.from_bytes(buf[i + 1 : i + 3], "little")
+    length, header = (field & 0x3FFF) + 2, 8 + (buf[i + 4] & 0x0F) + 1
+    if field & 0xC000 or buf[i + 3] & 0x10 or length < header + 3 or len(buf) >= i + length:
+        return False
+    if len(buf) < i + header:
+        return True
+    return _crc16_x25(buf[i + 1 : i + header - 2]) == int.from_bytes(
+        buf[i + header - 2 : i + header], "little"
+    )
+
+
+def dlt698_frame_at(buf: bytes | bytearray, i: int) -> int | None:
+    """Length of a complete DL/T 698.45 frame (`68 L L C AF SA CA HCS APDU FCS 16`, HCS and FCS
+    CRC-16/X-25, little-endian) at `buf[i]`, else None. Written out here because device-kind codecs are
+    independent folders (import-linter) and these lines are all a 645 line needs to know of 698: a 698
+    meter's frame on a mixed line is skipped whole, never half-read as a 645 look-alike (an SA byte
+    `68` at offset 7 makes one) that ends in a checksum error."""
+    if len(buf) < i + 5 or buf[i] != START:
+        return None
+    field = int.from_bytes(buf[i + 1 : i + 3], "little")
+    length, header = (field & 0x3FFF) + 2, 8 + (buf[i + 4] & 0x0F) + 1
+    if field & 0xC000 or length < header + 3 or len(buf) < i + length or buf[i + length - 1] != 0x16:
+        return None
+    hcs = int.from_bytes(buf[i + header - 2 : i + header], "little")
+    fcs = int.from_bytes(buf[i + length - 3 : i + length - 1], "little")
+    if _crc16_x25(buf[i + 1 : i + header - 2]) != hcs or _crc16_x25(buf[i + 1 : i + length - 3]) != fcs:
+        return None
+    return length
+
+
 class _Scanner(FrameScanner[Frame]):
     """DL/T 645 framing for the shared search; FE dropped before a frame is counted in `preamble`,
     apart from the line noise in `skipped`."""
@@ -44,15 +89,34 @@ class _Scanner(FrameScanner[Frame]):
     def __init__(self, max_buffer: int) -> None:
         super().__init__(max_buffer)
         self.preamble = 0  # FE bytes dropped before a frame
+        self.foreign = 0  # DL/T 698.45 frames skipped whole
+
+    def _to_next_start(self) -> bool:
+        while super()._to_next_start():
+            length = dlt698_frame_at(self._buf, 0)
+            if length is None:
+                return True
+            own = self._candidate(0)
+            if own > 0 and self._frame_ok(0, own) == (True, True):
+                return True  # a valid 645 frame that also looks like a 698 one: ours wins
+            self.foreign += 1
+            del self._buf[:length]
+        return False
 
     def _candidate(self, i: int) -> int:
         buf = self._buf
-        if buf[i] != START or (len(buf) > i + 7 and buf[i + 7] != START):
+        if buf[i] != START:
             return NOT_A_START
+        if len(buf) > i + 7 and buf[i + 7] != START:
+            return NEED_MORE if _dlt698_pending(buf, i) else NOT_A_START
         if len(buf) < i + HEADER:
             return NEED_MORE
         length = HEADER + buf[i + 9] + 2
-        return length if len(buf) >= i + length else NEED_MORE
+        if len(buf) < i + length:
+            return NEED_MORE
+        if frame_ok_at(buf, i, length) != (True, True) and _dlt698_pending(buf, i):
+            return NEED_MORE  # a 698 frame still arriving (its SA holds a 68): wait to skip it whole
+        return length
 
     def _frame_ok(self, i: int, length: int) -> tuple[bool, bool]:
         return frame_ok_at(self._buf, i, length)
