@@ -15,10 +15,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from protocols import messages as m
+from protocols.version import VERSION
 
 from .bus import Bus
 from .clock import system_clock_synchronised
@@ -41,10 +41,7 @@ def _always() -> bool:
 
 
 def gateway_version() -> str:
-    try:
-        return version("gridedge")
-    except PackageNotFoundError:
-        return "0+source"
+    return VERSION
 
 
 def warn_if_root() -> None:

@@ -28,13 +28,15 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeAlias
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from .errors import ProtocolError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# `cryptography` (OpenSSL's bindings, ~8 MB resident) is imported where an Ed25519 key is used, not at
+# module level: a gateway that accepts HMAC only never loads it (its RSS budget: bench/gateway_footprint)
 
 HMAC_SHA256: Final = "hmac-sha256"
 ED25519: Final = "ed25519"
@@ -132,6 +134,9 @@ class PublicKey:
         if not isinstance(sig, str) or len(sig) != _ED25519_SIG_HEX:
             return False
         try:
+            from cryptography.exceptions import InvalidSignature
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
             Ed25519PublicKey.from_public_bytes(self.raw).verify(bytes.fromhex(sig), signing_bytes(fields))
         except (InvalidSignature, ValueError):
             return False
@@ -165,6 +170,8 @@ class Signer:
     """An operator's Ed25519 private key. Its repr names the key id only."""
 
     def __init__(self, private: Ed25519PrivateKey, label: str = "") -> None:
+        from cryptography.hazmat.primitives import serialization
+
         self._private = private
         raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.public = PublicKey(raw, label)
@@ -175,11 +182,17 @@ class Signer:
 
     @classmethod
     def generate(cls, label: str = "") -> Signer:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         return cls(Ed25519PrivateKey.generate(), label)
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str, label: str = "") -> Signer:
         """A PEM (PKCS#8, unencrypted) private key, or its raw 32 bytes."""
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         if len(data) == 32 and not data.startswith(b"-----BEGIN"):
             return cls(Ed25519PrivateKey.from_private_bytes(data), label)
         try:
@@ -195,6 +208,8 @@ class Signer:
         return cls(key, label)
 
     def pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return self._private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
