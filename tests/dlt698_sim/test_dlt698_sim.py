@@ -501,3 +501,15 @@ def test_device_faults(meter) -> None:
     assert read(meter, "80000300", T0 + 3 + RELAY_SETTLE_S) == {"relay": "open"}
     with pytest.raises(KeyError, match="silent, refuse"):
         meter.inject("melt")
+
+
+def test_blocks_can_be_numbered_from_0_for_600888s_client() -> None:
+    meter = Dlt698Meter(ADDR, seed=7, start_time=T0, apdu_size=256, first_block=0)
+    cols = columns(Oad(0x2021, 2), Oad(0x0010, 2))
+    request = time_range_request(
+        ADDR, DAILY, DateTimeS(2025, 9, 1), DateTimeS(2025, 10, 10), rcsd=cols, piid=30
+    )
+    first = transact(meter, request, T0).apdu
+    assert isinstance(first, GetNextResponse) and first.block == 0
+    second = transact(meter, next_request(ADDR, 0, 31), T0).apdu
+    assert isinstance(second, GetNextResponse) and second.block == 1

@@ -2,7 +2,7 @@
 
 Layer: simulator device model. Pure state of one transfer. Must not: do I/O or know frames.
 
-dlt698.md §2/§7: the meter answers the request with GET-Response-Next block 1 (`85 05 PIID last block
+dlt698.md §2/§7: the meter answers the request with GET-Response-Next's first block (`85 05 PIID last block
 (01 results | 02 records)`), the client asks `05 05 PIID block` with the number of the last block it
 got, and the meter sends the one after it, `last` set on the final one. A NormalList is split between
 its results, a record read between its rows (every block repeats the OAD and columns). A request for
@@ -37,17 +37,23 @@ _BLOCK_OVERHEAD: Final = 12  # 85 05 PIID last block(2) choice n ... FollowRepor
 
 
 class Blocks:
-    def __init__(self, apdu_size: int) -> None:
+    """One GET-Next transfer. `first_block`: the number of the first block, 1 by default as icprog's
+    terminal numbers them (lib698/ObjectGet.c `next_info.frameNo = 1`, a code base run against the State
+    Grid conformance tests); 600888's library counts from 0 and accepts nothing else (its docs,
+    protocol/get.md "只接受从零开始的连续块"), so 0 is there to talk to it (tests/dlt698_sim interop)."""
+
+    def __init__(self, apdu_size: int, first_block: int = 1) -> None:
         self.apdu_size = max(apdu_size, MIN_APDU_SIZE)
+        self.first_block = first_block
         self._blocks: list[tuple[GetResult, ...] | tuple[RecordResult, ...]] = []
-        self._sent = 0  # number of the last block sent
+        self._sent = -1  # index of the last block sent
         self.transfers = 0
 
     def cancel(self) -> None:
-        self._blocks, self._sent = [], 0
+        self._blocks, self._sent = [], -1
 
     def answer(self, response: GetResponse | GetListResponse | GetRecordResponse) -> Response:
-        """`response` itself if it fits the APDU size, else block 1 of a GET-Next transfer."""
+        """`response` itself if it fits the APDU size, else the first block of a GET-Next transfer."""
         if len(response.encode()) <= self.apdu_size or isinstance(response, GetResponse):
             return response
         room = self.apdu_size - _BLOCK_OVERHEAD
@@ -59,20 +65,21 @@ class Blocks:
             self.cancel()
             return response
         self.transfers += 1
-        self._sent = 0
-        return self._send(response.piid, 1, response.time_tag)
+        return self._send(response.piid, 0, response.time_tag)
 
     def next(self, request: GetNextRequest, tag: TimeTag | None) -> GetNextResponse:
         if not self._blocks:
             return GetNextResponse(request.piid, True, request.block, dar=DAR_NOT_STARTED, time_tag=tag)
-        if not 1 <= request.block <= self._sent or request.block >= len(self._blocks):
+        got = request.block - self.first_block  # index of the last block the client received
+        if not 0 <= got <= self._sent or got + 1 >= len(self._blocks):
             return GetNextResponse(request.piid, True, request.block, dar=DAR_BLOCK_INVALID, time_tag=tag)
-        return self._send(request.piid, request.block + 1, tag)
+        return self._send(request.piid, got + 1, tag)
 
-    def _send(self, piid: int, number: int, tag: TimeTag | None) -> GetNextResponse:
-        items = self._blocks[number - 1]
-        last = number == len(self._blocks)
-        self._sent = max(self._sent, number)
+    def _send(self, piid: int, index: int, tag: TimeTag | None) -> GetNextResponse:
+        items = self._blocks[index]
+        last = index == len(self._blocks) - 1
+        number = self.first_block + index
+        self._sent = max(self._sent, index)
         if last:
             self.cancel()
         if items and isinstance(items[0], RecordResult):

@@ -129,6 +129,7 @@ class Dlt698Meter:
         turnaround_s: tuple[float, float] = TURNAROUND_S,
         secured: bool = False,
         mac_key: bytes | None = None,
+        first_block: int = 1,
     ) -> None:
         self.own = Address(address)
         self.address = self.own.sa
@@ -145,7 +146,7 @@ class Dlt698Meter:
         self.alarm = False
         self.close_permitted = False
         self.commands = Commands(self)
-        self.blocks = Blocks(apdu_size)
+        self.blocks = Blocks(apdu_size, first_block)
         self.supply_cut_at: float | None = None
         self.faults: dict[str, int | None] = {}
         self.stats: Counter[str] = Counter()

@@ -82,6 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"longest answer APDU; longer ones go in GET-Next blocks (default {DEFAULT_APDU_SIZE})",
     )
     parser.add_argument(
+        "--first-block",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="number of a GET-Next transfer's first block (1, as conformance-tested terminals; 0 as 600888)",
+    )
+    parser.add_argument(
         "--preamble", type=int, choices=range(5), default=DEFAULT_PREAMBLE, help="FE bytes before each reply"
     )
     parser.add_argument(
@@ -116,6 +123,7 @@ def build(args: argparse.Namespace, start_time: float) -> list[Dlt698Meter]:
             turnaround_s=getattr(args, "turnaround_ms", TURNAROUND_S),
             secured=getattr(args, "secured", False),
             mac_key=getattr(args, "mac_key", None),
+            first_block=getattr(args, "first_block", 1),
         )
         for m in meters
     ]
