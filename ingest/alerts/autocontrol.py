@@ -38,7 +38,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 from protocols import messages as m
 from protocols import operations as ops
 from protocols import topics
-from protocols.signing import new_command
+from protocols.signing import KeyFormatError, Signer, new_command
 
 from ..lineproto import point
 from .config import WEEKDAYS, AutoControlSection, parse_hours
@@ -110,8 +110,23 @@ def decode_decision(topic: str, payload: bytes) -> Inbound:
     return Inbound(topic, "", "", data)
 
 
-def load_key(cfg: AutoControlSection, base: Path, environ: Mapping[str, str] | None = None) -> bytes:
-    """The command key: first line of `key_file`, else `$key_env`. ValueError without one."""
+def load_key(cfg: AutoControlSection, base: Path, environ: Mapping[str, str] | None = None) -> bytes | Signer:
+    """The signing key: the Ed25519 `private_key_file`, else the HMAC key from the first line of
+    `key_file`, else `$key_env`. ValueError without one, or for a key file others can read."""
+    if cfg.private_key_file is not None:
+        path = cfg.private_key_file if cfg.private_key_file.is_absolute() else base / cfg.private_key_file
+        try:
+            if path.stat().st_mode & 0o077:
+                raise ValueError(
+                    f"alerts.autocontrol.private_key_file: {path} is readable by others: chmod 600"
+                )
+            return Signer.from_bytes(path.read_bytes(), str(path))
+        except OSError as exc:
+            raise ValueError(
+                f"alerts.autocontrol.private_key_file: cannot read {path}: {exc.strerror}"
+            ) from None
+        except KeyFormatError as exc:
+            raise ValueError(f"alerts.autocontrol.private_key_file: {exc}") from None
     env = os.environ if environ is None else environ
     if cfg.key_file is not None:
         path = cfg.key_file if cfg.key_file.is_absolute() else base / cfg.key_file
@@ -130,7 +145,7 @@ class AutoControl:
     def __init__(
         self,
         cfg: AutoControlSection,
-        key: bytes,
+        key: bytes | Signer,
         *,
         account: Callable[[str], Account | None] = lambda _: None,
     ) -> None:

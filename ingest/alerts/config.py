@@ -79,7 +79,8 @@ class AutoControlSection(Frozen):
     clears arrears to `reconnect_action`; never for keep-power accounts, only inside `hours` on
     `weekdays` that are not `holidays` (local time = UTC + `utc_offset_s`), trips held for an
     operator's approval when `approval`, at most `max_per_minute` / `max_per_hour` commands, every
-    decision audited. The command key comes from `key_file` (first line) or the `key_env` variable."""
+    decision audited. The command key comes from `key_file` (first line) or the `key_env` variable;
+    with `private_key_file` commands are signed with that Ed25519 key instead."""
 
     enabled: bool = Field(default=False, description="publish commands at all (default: no)")
     hours: str = Field(default="08:00-17:00", description="local HH:MM-HH:MM in which commands may go")
@@ -99,6 +100,11 @@ class AutoControlSection(Frozen):
         default=None, description="file whose first line is the command key (relative: state folder)"
     )
     key_env: str = Field(default="GRIDEDGE_COMMAND_KEY", description="else the key from this variable")
+    private_key_file: Path | None = Field(
+        default=None,
+        description="an operator's Ed25519 private key (PEM, `gridedge keys generate`; relative: state "
+        "folder) to sign with instead of the HMAC key: for gateways that accept Ed25519 only",
+    )
     command_ttl_s: float = Field(default=300.0, gt=0, description="validity of a command (expires_at)")
     defer_max_s: float = Field(
         default=7 * 86400.0, gt=0, description="a deferred / unapproved action is dropped after this"
