@@ -44,7 +44,7 @@ what changed; `save(prepared)` writes that copy once its changes are acknowledge
 from __future__ import annotations
 
 import collections
-import copy
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,7 +66,7 @@ from .model import (
     Signal,
     human_duration,
 )
-from .store import Store, alert_from_json, alert_to_json
+from .store import Snapshot, Store, alert_from_json, alert_to_json, encode, encode_parts
 
 log = logging.getLogger("ingest.alerts")
 
@@ -152,16 +152,7 @@ class Control(Protocol):
     def restore(self, state: Mapping[str, Any]) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A copy of what changed up to one batch boundary, ready for `Store.save` (see `Engine.prepare`)."""
-
-    tracks: dict[tuple[str, str], dict[str, Any]]
-    removed: set[tuple[str, str]]
-    history: list[dict[str, Any]]
-    flaps: dict[tuple[str, str], list[float]]
-    rules: dict[str, dict[str, Any]]
-    parts: dict[str, tuple[dict[str, dict[str, Any]], set[str]]]
+Prepared = Snapshot  # what `Engine.prepare` hands the committer: encoded, so the engine may go on
 
 
 @dataclass
@@ -209,6 +200,7 @@ class Engine:
         self._recent: collections.OrderedDict[tuple[str, str], Track] = collections.OrderedDict()
         self._flips: dict[tuple[str, str], list[float]] = {}
         self._dirty = _Dirty()
+        self._announced: set[tuple[str, str]] = set()  # reported active in this evaluation (wants)
         if store is not None:
             self._restore(store)
 
@@ -228,7 +220,9 @@ class Engine:
         sets = list(sets)
         configs = section.rule_configs(sets)
         engine = cls([], clock=clock, store=None, flap=section.flap, inhibitor=Inhibitor(topology))
-        ctx = RuleContext(topology=topology, firing=engine.firing, state_dir=section.state_path.parent)
+        ctx = RuleContext(
+            topology=topology, firing=engine.firing, state_dir=section.state_path.parent, wants=engine.wants
+        )
         for rs in sets:
             for index, rule in enumerate(rs.build(configs[rs.name], ctx)):
                 engine.rules.append((f"{rs.name}:{index}:{','.join(rule.ids)}", rule))
@@ -272,6 +266,14 @@ class Engine:
         track = self._tracks.get((rule, subject)) or self._recent.get((rule, subject))
         return track.alert if track is not None else None
 
+    def wants(self, rule: str, subject: str, active: bool) -> bool:
+        """The rules' `model.Wants`: whether a signal would be looked at (see there)."""
+        k = (rule, subject)
+        if active:
+            self._announced.add(k)
+            return True
+        return k in self._tracks or k in self._recent or k in self._announced
+
     # ---- input --------------------------------------------------------------------------------------
 
     def on_message(self, inbound: Inbound) -> list[Change]:
@@ -280,6 +282,7 @@ class Engine:
         changes: list[Change] = []
         if self.control is not None and self.control.on_message(inbound, now):
             return changes
+        self._announced.clear()
         for key, rule in self.rules:
             try:
                 signals = list(rule.on_message(inbound, now))
@@ -287,7 +290,8 @@ class Engine:
                 self.stats.rule_errors += 1
                 log.exception("rule %s failed on %s", key, inbound.topic)
                 continue
-            changes += self.apply(signals, now)
+            if signals:
+                changes += self.apply(signals, now)
         if self.control is not None and changes:
             self.control.on_changes(changes, now)
         return changes
@@ -295,6 +299,7 @@ class Engine:
     def tick(self) -> list[Change]:
         now = self.clock()
         changes: list[Change] = []
+        self._announced.clear()
         for key, rule in self.rules:
             try:
                 signals = list(rule.on_tick(now))
@@ -597,35 +602,27 @@ class Engine:
             self._dirty = _Dirty()
             return None
         d, self._dirty = self._dirty, _Dirty()
-        rules: dict[str, dict[str, Any]] = {}
-        parts: dict[str, tuple[dict[str, dict[str, Any]], set[str]]] = {}
+        snap = encode(
+            tracks={k: self._tracks[k].to_json() for k in d.tracks if k in self._tracks},
+            removed=d.removed - set(self._tracks),
+            history=[t.to_json() for t in d.history],
+            flaps={k: self._flips.get(k, []) for k in d.flaps},
+        )
         if snapshots:
             for key, rule in self._stateful():
                 try:
-                    rules[key] = copy.deepcopy(rule.snapshot())
+                    snap.rules[key] = json.dumps(rule.snapshot())
                     if isinstance(rule, Partitioned):
-                        changed, gone = rule.take_changes()
-                        parts[key] = (copy.deepcopy(changed), set(gone))
+                        snap.parts[key] = encode_parts(*rule.take_changes())
                 except Exception:
                     self.stats.rule_errors += 1
                     log.exception("rule %s: snapshot failed", key)
-        return Prepared(
-            tracks={k: copy.deepcopy(self._tracks[k].to_json()) for k in d.tracks if k in self._tracks},
-            removed=d.removed - set(self._tracks),
-            history=[copy.deepcopy(t.to_json()) for t in d.history],
-            flaps={k: list(self._flips.get(k, [])) for k in d.flaps},
-            rules=rules,
-            parts=parts,
-        )
+        return snap
 
     def save(self, prepared: Prepared | None) -> None:
         """Write a `prepare`d copy in one transaction (in the order they were prepared)."""
-        if prepared is None or self.store is None:
-            return
-        p = prepared
-        self.store.save(
-            tracks=p.tracks, removed=p.removed, history=p.history, flaps=p.flaps, rules=p.rules, parts=p.parts
-        )
+        if prepared is not None and self.store is not None:
+            self.store.write(prepared)
 
     def _stateful(self) -> list[tuple[str, Any]]:
         """The rules and the control, each with the key its state is stored under."""

@@ -8,6 +8,11 @@ JSON), publish, or read the clock.
 A save is one transaction, so after a crash the file holds either all or none of a commit: the
 alerts and the rule state it restores belong together. The role acknowledges MQTT deliveries only
 after the commit that covers them, so anything not yet committed comes back from the broker.
+
+What a save writes is first encoded (`encode`: JSON text, a `Snapshot`); the engine encodes at a batch
+boundary and writes later (the role waits for the batch's acknowledgements in between), so the text is
+the copy that the engine may outrun. It used to be a deep copy of the dicts, JSON-encoded at the write:
+deep-copying every changed meter's state was ~5 % of the engine's time per reading.
 """
 
 from __future__ import annotations
@@ -67,6 +72,50 @@ def alert_from_json(d: Mapping[str, Any]) -> Alert:
     )
 
 
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One save, encoded: current alerts (JSON per (rule, subject)), removed ones, history rows
+    (rule, subject, first fired/start time, JSON), flap times, rule snapshots and changed/removed parts."""
+
+    tracks: dict[Key, str] = field(default_factory=dict)
+    removed: set[Key] = field(default_factory=set)
+    history: list[tuple[str, str, float, str]] = field(default_factory=list)
+    flaps: dict[Key, str] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+    parts: dict[str, tuple[dict[str, str], set[str]]] = field(default_factory=dict)
+
+
+def encode(
+    *,
+    tracks: Mapping[Key, Mapping[str, Any]] | None = None,
+    removed: Iterable[Key] = (),
+    history: Iterable[Mapping[str, Any]] = (),
+    flaps: Mapping[Key, list[float]] | None = None,
+    rules: Mapping[str, Mapping[str, Any]] | None = None,
+    parts: Mapping[str, tuple[Mapping[str, Mapping[str, Any]], Iterable[str]]] | None = None,
+) -> Snapshot:
+    """JSON of what one save writes (raises TypeError/ValueError for what JSON cannot hold)."""
+    return Snapshot(
+        tracks={(r, s): json.dumps(t) for (r, s), t in (tracks or {}).items()},
+        removed={(r, s) for r, s in removed},
+        history=[
+            (t["alert"]["rule"], t["alert"]["subject"], _first_start(t), json.dumps(t)) for t in history
+        ],
+        flaps={(r, s): json.dumps(v) for (r, s), v in (flaps or {}).items()},
+        rules={name: json.dumps(snap) for name, snap in (rules or {}).items()},
+        parts={name: encode_parts(changed, gone) for name, (changed, gone) in (parts or {}).items()},
+    )
+
+
+def encode_parts(
+    changed: Mapping[str, Mapping[str, Any]], gone: Iterable[str]
+) -> tuple[dict[str, str], set[str]]:
+    return {k: json.dumps(v) for k, v in changed.items()}, set(gone)
+
+
 @dataclass
 class StoredState:
     tracks: list[dict[str, Any]] = field(default_factory=list)
@@ -111,44 +160,47 @@ class Store:
     def save(
         self,
         *,
-        tracks: Mapping[tuple[str, str], dict[str, Any]] | None = None,
-        removed: Iterable[tuple[str, str]] = (),
-        history: Iterable[dict[str, Any]] = (),
-        flaps: Mapping[tuple[str, str], list[float]] | None = None,
-        rules: Mapping[str, dict[str, Any]] | None = None,
-        parts: Mapping[str, tuple[Mapping[str, dict[str, Any]], Iterable[str]]] | None = None,
+        tracks: Mapping[Key, Mapping[str, Any]] | None = None,
+        removed: Iterable[Key] = (),
+        history: Iterable[Mapping[str, Any]] = (),
+        flaps: Mapping[Key, list[float]] | None = None,
+        rules: Mapping[str, Mapping[str, Any]] | None = None,
+        parts: Mapping[str, tuple[Mapping[str, Mapping[str, Any]], Iterable[str]]] | None = None,
     ) -> None:
+        """Encode and write (see `encode`)."""
+        self.write(
+            encode(tracks=tracks, removed=removed, history=history, flaps=flaps, rules=rules, parts=parts)
+        )
+
+    def write(self, snap: Snapshot) -> None:
+        """Write an encoded save in one transaction."""
         db = self._db
         db.execute("BEGIN")
         try:
-            db.executemany("DELETE FROM current WHERE rule = ? AND subject = ?", [tuple(k) for k in removed])
+            db.executemany("DELETE FROM current WHERE rule = ? AND subject = ?", list(snap.removed))
             db.executemany(
                 "INSERT OR REPLACE INTO current (rule, subject, track) VALUES (?, ?, ?)",
-                [(r, s, json.dumps(t)) for (r, s), t in (tracks or {}).items()],
+                [(r, s, t) for (r, s), t in snap.tracks.items()],
             )
             db.executemany(
                 "INSERT INTO history (rule, subject, fired_at, track) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (rule, subject, fired_at) DO UPDATE SET track = excluded.track",
-                [
-                    (t["alert"]["rule"], t["alert"]["subject"], _first_start(t), json.dumps(t))
-                    for t in history
-                ],
+                snap.history,
             )
             db.executemany(
                 "INSERT OR REPLACE INTO flaps (rule, subject, times) VALUES (?, ?, ?)",
-                [(r, s, json.dumps(v)) for (r, s), v in (flaps or {}).items()],
+                [(r, s, v) for (r, s), v in snap.flaps.items()],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO rule_state (name, state) VALUES (?, ?)",
-                [(name, json.dumps(snap)) for name, snap in (rules or {}).items()],
+                "INSERT OR REPLACE INTO rule_state (name, state) VALUES (?, ?)", snap.rules.items()
             )
-            for name, (changed, gone) in (parts or {}).items():
+            for name, (changed, gone) in snap.parts.items():
                 db.executemany(
                     "DELETE FROM rule_parts WHERE name = ? AND part = ?", [(name, k) for k in gone]
                 )
                 db.executemany(
                     "INSERT OR REPLACE INTO rule_parts (name, part, state) VALUES (?, ?, ?)",
-                    [(name, k, json.dumps(v)) for k, v in changed.items()],
+                    [(name, k, v) for k, v in changed.items()],
                 )
             db.execute(
                 "DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?", (self.history_limit,)

@@ -43,6 +43,8 @@ from ..model import (
     Severity,
     Signal,
     account_subject,
+    always,
+    in_time_order,
     meter_subject,
 )
 from .billing import apply_billing, parse_billing_topic
@@ -61,6 +63,7 @@ class CostControlRule:
     def __init__(self, cfg: CostControlConfig, ctx: RuleContext, ledger: Ledger | None = None) -> None:
         self.cfg = cfg
         self.ctx = ctx
+        self.wants = ctx.wants or always
         self.ledger = ledger if ledger is not None else Ledger(ctx.state_dir / cfg.ledger_path)
         self._level: dict[str, Level] = {}  # account -> last reported ladder level
         self._reconnect: dict[str, dict[str, Any]] = {}  # account -> {since, payment, closed_at}
@@ -150,16 +153,21 @@ class CostControlRule:
     def _reading(self, gw: str, dev: str, reading: m.Reading, now: float) -> list[Signal]:
         signals: list[Signal] = []
         acc: Account | None = None
-        for sample in sorted(reading.samples(), key=lambda s: s.ts):
-            charge = self.ledger.record_sample(gw, dev, sample.ts, sample.values)
+        balance: float | None = None  # after the last charge (nothing else moves it within a reading)
+        for sample in in_time_order(reading):
+            values = sample.values
+            charge = self.ledger.record_sample(gw, dev, sample.ts, values)
             if charge is not None:
                 acc = acc or self.ledger.account(charge.account)
-                signals += self._divergence(acc, sample.values, charge.balance, now)
-            if any(k in sample.values for k in ("relay", "relay_commanded")):
-                signals += self._relay_state(gw, dev, sample.ts, sample.values, now)
+                balance = charge.balance
+                if "balance_cny" in values:
+                    signals += self._divergence(acc, values, charge.balance, now)
+            if "relay" in values or "relay_commanded" in values:
+                signals += self._relay_state(gw, dev, sample.ts, values, now)
         acc = acc or self.ledger.account_for_meter(gw, dev)
         if acc is not None:
-            signals += self._ladder(acc, self.ledger.balance(acc.account), now)
+            balance = self.ledger.balance(acc.account) if balance is None else balance
+            signals += self._ladder(acc, balance, now)
         return signals
 
     # ---- the balance ladder and reconnection ------------------------------------------------------
@@ -176,21 +184,24 @@ class CostControlRule:
         if self._level.get(acc.account) != level:
             self._level[acc.account] = level
             self._changed.add(("level", acc.account))
-        labels = self._labels(acc)
         subject = account_subject(acc.account)
         low = level in ("reminder", "warning")
-        threshold = t.warning_cny if level == "warning" else t.reminder_cny
-        low_severity = Severity.WARNING if level == "warning" else Severity.INFO
-        keep = " (keep-power: no trip)" if acc.keep_power else ""
-        clear = self.cfg.balance_clear_s
-        signals = [
-            Signal("balance_low", subject, low, now, low_severity, balance,
-                   f"{acc.account}: available balance below {threshold:g} CNY ({level})",
-                   clear_s=clear, labels=labels),
-            Signal("arrears", subject, level == "arrears", now, Severity.MAJOR, balance,
-                   f"{acc.account}: in arrears (available balance below 0){keep}",
-                   clear_s=clear, labels=labels),
-        ]  # fmt: skip
+        signals = []
+        if self.wants("balance_low", subject, low):
+            threshold = t.warning_cny if level == "warning" else t.reminder_cny
+            low_severity = Severity.WARNING if level == "warning" else Severity.INFO
+            signals.append(
+                Signal("balance_low", subject, low, now, low_severity, balance,
+                       f"{acc.account}: available balance below {threshold:g} CNY ({level})",
+                       clear_s=self.cfg.balance_clear_s, labels=self._labels(acc))
+            )  # fmt: skip
+        if self.wants("arrears", subject, level == "arrears"):
+            keep = " (keep-power: no trip)" if acc.keep_power else ""
+            signals.append(
+                Signal("arrears", subject, level == "arrears", now, Severity.MAJOR, balance,
+                       f"{acc.account}: in arrears (available balance below 0){keep}",
+                       clear_s=self.cfg.balance_clear_s, labels=self._labels(acc))
+            )  # fmt: skip
         if previous == "arrears" and level != "arrears":
             self._start_reconnect(acc, now)
         return signals + self._reconnect_check(acc, now)
@@ -243,6 +254,8 @@ class CostControlRule:
         meter_balance = float(reported) - (float(overdraft) if isinstance(overdraft, int | float) else 0.0)
         diff = abs(meter_balance - computed)
         tolerance = max(self.cfg.divergence_abs_cny, self.cfg.divergence_rel * abs(computed))
+        if not self.wants("balance_divergence", meter_subject(acc.gw, acc.dev), diff > tolerance):
+            return []
         return [
             Signal("balance_divergence", meter_subject(acc.gw, acc.dev), diff > tolerance, now,
                    Severity.WARNING, diff,
@@ -290,8 +303,11 @@ class CostControlRule:
             return []  # still open and this sample carries no current: no new evidence
         else:
             state.pop("cause", None)
+            if not self.wants("relay_misoperation", subject, False):
+                return []
             return [self._misop_signal(subject, False, now, acc)]
         state["cause"] = cause
+        self.wants("relay_misoperation", subject, True)
         return [self._misop_signal(subject, True, now, acc, why=why, pending=pending, value=value)]
 
     def _flowing(self, values: Mapping[str, Any]) -> tuple[bool, str, float] | None:

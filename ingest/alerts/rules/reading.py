@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -25,7 +25,17 @@ from protocols import messages as m
 from protocols.config import Frozen
 
 from ...topology import Topology
-from ..model import Inbound, RuleContext, RuleSet, Severity, Signal, meter_subject
+from ..model import (
+    Inbound,
+    RuleContext,
+    RuleSet,
+    SampleView,
+    Severity,
+    Signal,
+    always,
+    in_time_order,
+    meter_subject,
+)
 
 __all__ = ["RULESET", "ReadingConfig", "ReadingHealth"]
 
@@ -97,18 +107,29 @@ class _Meter:
     prev_use: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+_METER_FIELDS: Final = tuple(f.name for f in fields(_Meter))
+
+
+@dataclass(slots=True)
 class _Obs:
     """One energy sample of one meter, as the register checks see it."""
 
     subject: str
-    labels: dict[str, str]
+    gw: str
+    dev: str
     at: float  # sample time (s)
     kwh: float
     power: float | None
     values: Mapping[str, m.Scalar]
+    rule: ReadingHealth
+    labels: dict[str, str] | None = None  # built with the first signal (most samples raise none)
+
+    def wants(self, rule: str, active: bool) -> bool:
+        return self.rule.wants(rule, self.subject, active)
 
     def signal(self, rule: str, active: bool, **kw: Any) -> Signal:
+        if self.labels is None:
+            self.labels = self.rule._labels(self.gw, self.dev)
         return Signal(rule=rule, subject=self.subject, active=active, at=self.at, labels=self.labels, **kw)
 
 
@@ -117,6 +138,10 @@ def _num(values: Mapping[str, m.Scalar], key: str) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         return None
     return float(v)
+
+
+def _amps(values: Mapping[str, m.Scalar]) -> list[float]:
+    return [a for a in (_num(values, c) for c in CURRENTS) if a is not None]
 
 
 def _when(ts: float) -> str:
@@ -147,6 +172,7 @@ class ReadingHealth:
     def __init__(self, cfg: ReadingConfig, ctx: RuleContext) -> None:
         self.cfg = cfg
         self.topology = ctx.topology
+        self.wants = ctx.wants or always
         self.meters: dict[str, _Meter] = {}
         self.first_tick: float | None = None
         self._changed: set[str] = set()  # meters to write at the next commit (Partitioned)
@@ -164,13 +190,14 @@ class ReadingHealth:
         if not isinstance(msg, m.Reading) or self._is_hall(msg.gw, msg.dev):
             return []
         subject = meter_subject(msg.gw, msg.dev)
-        meter = self.meters.setdefault(subject, _Meter())
+        meter = self.meters.get(subject)
+        if meter is None:
+            meter = self.meters[subject] = _Meter()
         self._changed.add(subject)
-        labels = self._labels(msg.gw, msg.dev)
-        samples = sorted(msg.samples(), key=lambda s: s.ts)
-        out = self._arrived(subject, meter, samples, labels)
+        samples = in_time_order(msg)
+        out = self._arrived(subject, meter, samples, msg.gw, msg.dev)
         for sample in samples:
-            out.extend(self._sample(subject, meter, sample, labels))
+            out.extend(self._sample(subject, meter, sample, msg.gw, msg.dev))
         return out
 
     def on_tick(self, now: float) -> Iterable[Signal]:
@@ -230,7 +257,9 @@ class ReadingHealth:
         return {"first_tick": self.first_tick}  # the meters are parts (take_changes)
 
     def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        changed = {k: asdict(self.meters[k]) for k in self._changed if k in self.meters}
+        meters = self.meters
+        # fields by name, not asdict() (recursive, with a deep copy: 0.1 ms a meter, 8 % of the engine)
+        changed = {k: {f: getattr(meters[k], f) for f in _METER_FIELDS} for k in self._changed if k in meters}
         removed, self._changed, self._removed = self._removed, set(), set()
         return changed, removed
 
@@ -276,7 +305,7 @@ class ReadingHealth:
     # ---- missed_reading: a reading ends the silence; say whether back-fill filled the hole
 
     def _arrived(
-        self, subject: str, meter: _Meter, samples: list[m.Sample], labels: dict[str, str]
+        self, subject: str, meter: _Meter, samples: Sequence[SampleView], gw: str, dev: str
     ) -> list[Signal]:
         newest = samples[-1].ts / 1000
         start, was_missing = meter.last_ts, meter.missing
@@ -284,6 +313,7 @@ class ReadingHealth:
         if not was_missing or newest <= (start or 0):
             return []
         meter.missing = False
+        labels = self._labels(gw, dev)
         window = self._window(subject)
         begin = start if start is not None else (self.first_tick or newest)
         in_gap = [s for s in samples if s.ts / 1000 > begin]
@@ -317,13 +347,15 @@ class ReadingHealth:
 
     # ---- register checks, one energy sample at a time
 
-    def _sample(self, subject: str, meter: _Meter, s: m.Sample, labels: dict[str, str]) -> list[Signal]:
+    def _sample(self, subject: str, meter: _Meter, s: SampleView, gw: str, dev: str) -> list[Signal]:
         out: list[Signal] = []
-        kwh = _num(s.values, ENERGY)
-        obs = _Obs(subject, labels, s.ts / 1000, kwh or 0.0, _num(s.values, POWER), s.values)
-        skew = _num(s.values, SKEW)
-        if skew is not None and s.source == "live":
-            out.append(self._clock(obs, skew))
+        values = s.values
+        kwh = _num(values, ENERGY)
+        obs = _Obs(subject, gw, dev, s.ts / 1000, kwh or 0.0, _num(values, POWER), values, self)
+        if SKEW in values and s.source == "live":
+            skew = _num(values, SKEW)
+            if skew is not None:
+                out.extend(self._clock(obs, skew))
         if kwh is None or (meter.e_ts is not None and obs.at <= meter.e_ts):
             return out
         if meter.e_ts is None:
@@ -338,71 +370,81 @@ class ReadingHealth:
         cfg, prev, kwh = self.cfg, meter.e_kwh, obs.kwh
         dt = obs.at - (meter.e_ts or obs.at)
         down = kwh < prev - cfg.decrease_tolerance_kwh
-        out = [
-            obs.signal(
-                "register_decrease",
-                down,
-                severity=Severity.MAJOR,
-                clear_s=cfg.reading_clear_s,
-                value=round(prev - kwh, 3),
-                message=f"register of {obs.subject} went down from {prev:.2f} to {kwh:.2f} kWh",
+        out = []
+        if obs.wants("register_decrease", down):
+            out.append(
+                obs.signal(
+                    "register_decrease",
+                    down,
+                    severity=Severity.MAJOR,
+                    clear_s=cfg.reading_clear_s,
+                    value=round(prev - kwh, 3),
+                    message=f"register of {obs.subject} went down from {prev:.2f} to {kwh:.2f} kWh",
+                )
             )
-        ]
         powers = [p for p in (meter.e_power, obs.power) if p is not None]
         if powers and 0 < dt <= cfg.runaway_max_gap_s:
             allowed = max(powers) * dt / 3600 * cfg.runaway_factor + cfg.runaway_floor_kwh
-            out.append(
-                obs.signal(
-                    "register_runaway",
-                    kwh - prev > allowed,
-                    severity=Severity.MAJOR,
-                    clear_s=cfg.reading_clear_s,
-                    value=round(kwh - prev, 3),
-                    message=f"register of {obs.subject} rose {kwh - prev:.2f} kWh in {_mins(dt)}; "
-                    f"power allows at most {allowed:.2f} kWh",
+            if obs.wants("register_runaway", kwh - prev > allowed):
+                out.append(
+                    obs.signal(
+                        "register_runaway",
+                        kwh - prev > allowed,
+                        severity=Severity.MAJOR,
+                        clear_s=cfg.reading_clear_s,
+                        value=round(kwh - prev, 3),
+                        message=f"register of {obs.subject} rose {kwh - prev:.2f} kWh in {_mins(dt)}; "
+                        f"power allows at most {allowed:.2f} kWh",
+                    )
                 )
-            )
         if down:
             meter.base_kwh = kwh
         elif kwh > meter.base_kwh + cfg.decrease_tolerance_kwh:
             meter.base_kwh, meter.increase_ts = kwh, obs.at
-        out.append(self._stopped(meter, obs, changed=kwh != prev))
-        out.append(self._zero(meter, obs))
+        out += self._stopped(meter, obs, changed=kwh != prev)
+        out += self._zero(meter, obs)
         return out
 
-    def _stopped(self, meter: _Meter, obs: _Obs, *, changed: bool) -> Signal:
+    def _stopped(self, meter: _Meter, obs: _Obs, *, changed: bool) -> list[Signal]:
         cfg, power = self.cfg, obs.power
-        amps = [a for a in (_num(obs.values, c) for c in CURRENTS) if a is not None]
         loaded = (power is not None and power > cfg.stopped_min_power_kw) or any(
-            a > cfg.stopped_min_current_a for a in amps
+            a > cfg.stopped_min_current_a for a in _amps(obs.values)
         )
         if changed or not loaded:
             meter.load_since = None
         elif meter.load_since is None:
             meter.load_since = obs.at
         held = 0.0 if meter.load_since is None else obs.at - meter.load_since
-        load = f"{power:.2f} kW" if power is not None else f"{max(amps, default=0):.1f} A"
-        return obs.signal(
-            "register_stopped",
-            held >= cfg.stopped_window_s,
-            value=round(held, 1),
-            started_at=meter.load_since,
-            message=f"register of {obs.subject} unchanged at {obs.kwh:.2f} kWh under load ({load}) "
-            f"since {_when(meter.load_since or obs.at)}",
-        )
+        if not obs.wants("register_stopped", held >= cfg.stopped_window_s):
+            return []
+        load = f"{power:.2f} kW" if power is not None else f"{max(_amps(obs.values), default=0):.1f} A"
+        return [
+            obs.signal(
+                "register_stopped",
+                held >= cfg.stopped_window_s,
+                value=round(held, 1),
+                started_at=meter.load_since,
+                message=f"register of {obs.subject} unchanged at {obs.kwh:.2f} kWh under load ({load}) "
+                f"since {_when(meter.load_since or obs.at)}",
+            )
+        ]
 
-    def _zero(self, meter: _Meter, obs: _Obs) -> Signal:
+    def _zero(self, meter: _Meter, obs: _Obs) -> list[Signal]:
         days = (obs.at - meter.increase_ts) / DAY
-        return obs.signal(
-            "zero_consumption",
-            days >= self.cfg.zero_days,
-            severity=Severity.INFO,
-            value=round(days, 2),
-            pending_s=self.cfg.zero_days * DAY,  # as above: the hold a cause's end restarts
-            started_at=meter.increase_ts if days >= self.cfg.zero_days else None,
-            message=f"no consumption on {obs.subject} since {_when(meter.increase_ts)} "
-            f"(register {meter.base_kwh:.2f} kWh)",
-        )
+        if not obs.wants("zero_consumption", days >= self.cfg.zero_days):
+            return []
+        return [
+            obs.signal(
+                "zero_consumption",
+                days >= self.cfg.zero_days,
+                severity=Severity.INFO,
+                value=round(days, 2),
+                pending_s=self.cfg.zero_days * DAY,  # as above: the hold a cause's end restarts
+                started_at=meter.increase_ts if days >= self.cfg.zero_days else None,
+                message=f"no consumption on {obs.subject} since {_when(meter.increase_ts)} "
+                f"(register {meter.base_kwh:.2f} kWh)",
+            )
+        ]
 
     def _daily(self, meter: _Meter, obs: _Obs) -> list[Signal]:
         """Day-on-day use from the first register value of each local day (the 00:00 freeze)."""
@@ -414,35 +456,44 @@ class ReadingHealth:
         use = obs.kwh - meter.day_kwh if day == meter.day + 1 else -1.0
         out = []
         if use >= 0 and meter.prev_day == meter.day - 1:
-            out.append(self._swing(obs, meter.prev_use, use))
+            out += self._swing(obs, meter.prev_use, use)
         meter.prev_day, meter.prev_use = (meter.day, use) if use >= 0 else (None, 0.0)
         meter.day, meter.day_kwh = day, obs.kwh
         return out
 
-    def _swing(self, obs: _Obs, base: float, use: float) -> Signal:
-        cls = obs.labels.get("customer_class", "residential")
+    def _swing(self, obs: _Obs, base: float, use: float) -> list[Signal]:
+        cls = self._class(obs.gw, obs.dev)  # the labels' customer_class
         limit = self.cfg.swing_threshold.get(cls, self.cfg.swing_default)
         judged = base >= self.cfg.swing_min_base_kwh and base > 0
         change = (use - base) / base if judged else 0.0
-        return obs.signal(
-            "consumption_swing",
-            abs(change) > limit,
-            value=round(change * 100, 1),
-            message=f"{obs.subject} used {use:.2f} kWh vs {base:.2f} kWh the day before ({change:+.0%}; "
-            f"threshold {limit:.0%} for {cls})",
-        )
+        if not obs.wants("consumption_swing", abs(change) > limit):
+            return []
+        return [
+            obs.signal(
+                "consumption_swing",
+                abs(change) > limit,
+                value=round(change * 100, 1),
+                message=f"{obs.subject} used {use:.2f} kWh vs {base:.2f} kWh the day before "
+                f"({change:+.0%}; threshold {limit:.0%} for {cls})",
+            )
+        ]
 
-    def _clock(self, obs: _Obs, skew: float) -> Signal:
+    def _clock(self, obs: _Obs, skew: float) -> list[Signal]:
         cfg = self.cfg
+        if not obs.wants("clock_drift", abs(skew) > cfg.clock_warning_s):
+            return []
         severity = Severity.CRITICAL if abs(skew) > cfg.clock_critical_s else Severity.WARNING
-        return obs.signal(
-            "clock_drift",
-            abs(skew) > cfg.clock_warning_s,
-            severity=severity,
-            value=skew,
-            message=f"meter clock of {obs.subject} is {'ahead' if skew > 0 else 'behind'} by more than "
-            f"{cfg.clock_critical_s if severity is Severity.CRITICAL else cfg.clock_warning_s:.0f} s",
-        )
+        limit = cfg.clock_critical_s if severity is Severity.CRITICAL else cfg.clock_warning_s
+        return [
+            obs.signal(
+                "clock_drift",
+                abs(skew) > cfg.clock_warning_s,
+                severity=severity,
+                value=skew,
+                message=f"meter clock of {obs.subject} is {'ahead' if skew > 0 else 'behind'} by more "
+                f"than {limit:.0f} s",
+            )
+        ]
 
 
 def _build(cfg: ReadingConfig, ctx: RuleContext) -> list[Any]:
