@@ -208,11 +208,11 @@ async def test_backfill_publishes_the_freezes_of_a_gap_once(tmp_path: Path, by_r
                 break
     expected = sorted(t for t in freezes if gap_start < int(t.replace(tzinfo=CST).timestamp() * 1000))
     assert len(expected) == 4
-    assert [s.ts_ms for s in frozen] == [int(t.replace(tzinfo=CST).timestamp() * 1000) for t in expected]
+    assert [s.ts for s in frozen] == [int(t.replace(tzinfo=CST).timestamp() * 1000) for t in expected]
     assert [s.values["energy_import_kwh"] for s in frozen] == [freezes[t] / 100 for t in expected]
     assert frozen[0].values["energy_import_t1_kwh"] == freezes[expected[0]] // 2 / 100
     saved = json.loads((tmp_path / "dlt698-backfill-m01.json").read_text())
-    assert saved["scan"] is None and saved["done_ms"] == frozen[-1].ts_ms
+    assert saved["scan"] is None and saved["done_ms"] == frozen[-1].ts
 
 
 async def test_a_meter_first_seen_publishes_no_freezes(tmp_path: Path) -> None:

@@ -217,7 +217,7 @@ class Backfill:
     def _take(self, records: RecordResult, result: PollResult) -> None:
         for freeze_ms, values in sorted(self._freeze_rows(records), key=lambda r: r[0]):
             if self.state.wanted(freeze_ms) and values:
-                result.samples.append(Sample(freeze_ms, values, source="frozen"))
+                result.samples.append(Sample(seq=0, ts=freeze_ms, values=values, source="frozen"))
                 self.state.taken(freeze_ms)
 
     async def _get(self, rsd: Rsd) -> RecordResult | None:

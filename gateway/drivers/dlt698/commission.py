@@ -119,9 +119,9 @@ async def read(bus: Bus, args: argparse.Namespace) -> dict[str, Any]:
     address = check_address(args.address)
     oad, name = _oad(args)
     driver = _driver(bus, address, args.reply_timeout, retries=1)
-    request = get_request(address, oad, driver.next_piid())
+    request = get_request(address, oad, driver.session.next_piid())
     try:
-        reply = await driver.transact(request)
+        reply = await driver.session.transact(request)
     except (MeterRefused, ErrorResponse) as exc:
         raise DeviceError(str(exc)) from exc
     assert isinstance(reply.apdu, GetResponse) and reply.apdu.result.data is not None
@@ -170,7 +170,9 @@ async def scan(
         driver.probing = True
         started = time.monotonic()
         try:
-            await driver.transact(get_request(driver.address, METER_ADDRESS, driver.next_piid()))
+            await driver.session.transact(
+                get_request(driver.address, METER_ADDRESS, driver.session.next_piid())
+            )
             answer = "ok"
         except (MeterRefused, ErrorResponse) as exc:
             answer = f"refused: {exc}"

@@ -24,34 +24,26 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from protocols.dlt698 import (
     Address,
     ErrorResponse,
     Frame,
-    GetListResponse,
-    GetRecordResponse,
     GetRequest,
     GetResponse,
     GetResult,
     MeterRefused,
     Oad,
     RecordResult,
-    Reply,
-    ReplyMatcher,
     Rsd,
     action_request,
     canonical_values,
-    check_reply,
     clock_skew_s,
     dar_name,
-    get_request,
     object_values,
     parse_reply,
-    piid,
-    record_request,
     relay_request,
     request_frame,
     secured_request,
@@ -78,6 +70,7 @@ from .control import (
     clock_data,
     relayed_apdu,
 )
+from .session import Session
 
 CST: Final = dt.timezone(dt.timedelta(hours=8), "CST")
 RN_BYTES: Final = 16
@@ -96,10 +89,16 @@ class Dlt698Driver(Driver):
     def __init__(self, config: Dlt698Device, bus: Any, ctx: DriverContext) -> None:
         super().__init__(config, bus, ctx)
         self.cfg = config
-        self.address = Address(config.address)
+        self.session = Session(
+            bus,
+            Address(config.address),
+            ca=config.client_address,
+            preamble=config.preamble,
+            device=self.id,
+            timing=self._timing,
+        )
         self.oads = plan.resolve(config)
         self.lists = True  # the meter answers GET-Request-NormalList (until it refuses one)
-        self._sequence = 0
         self._next_clock_check = 0.0
         self.backfill: Backfill | None = None
         if config.backfill:
@@ -123,52 +122,21 @@ class Dlt698Driver(Driver):
 
     # ---- transactions ---------------------------------------------------------------------------
 
-    def next_piid(self) -> int:
-        self._sequence = (self._sequence + 1) % 64
-        return piid(self._sequence)
+    def _timing(self) -> Timing:
+        return self.transaction_timing(self.cfg.reply_timeout_ms, self.cfg.byte_timeout_ms, self.cfg.retries)
 
-    async def exchange(self, request: Frame, priority: Priority = Priority.POLL) -> Frame:
-        """One request and the meter's reply frame as matched (SA, CA, service, PIID, objects)."""
-        timing = self.transaction_timing(
-            self.cfg.reply_timeout_ms, self.cfg.byte_timeout_ms, self.cfg.retries
-        )
-        reply: Frame = await self.bus.transact(
-            request.encode(self.cfg.preamble),
-            lambda: ReplyMatcher.for_request(request),
-            timing,
-            priority=priority,
-            device=self.id,
-        )
-        return reply
+    @property
+    def address(self) -> Address:
+        return self.session.address
 
-    async def transact(self, request: Frame, priority: Priority = Priority.POLL) -> Reply:
-        """The checked reply; raises BusError, MeterRefused, ErrorResponse, DecodeError."""
-        return check_reply(request, await self.exchange(request, priority))
-
-    async def get(self, oads: Sequence[Oad], priority: Priority = Priority.POLL) -> list[GetResult]:
-        """GET-Normal for one object, NormalList for several; a DAR comes back in the result."""
-        request = get_request(self.address, oads[0] if len(oads) == 1 else oads, self.next_piid(), ca=self.ca)
-        try:
-            reply = await self.transact(request, priority)
-        except MeterRefused as exc:
-            if len(oads) == 1 and exc.target == str(oads[0]):
-                return [GetResult(oads[0], None, exc.dar)]
-            raise
-        if isinstance(reply.apdu, GetListResponse):
-            return list(reply.apdu.results)
-        assert isinstance(reply.apdu, GetResponse)
-        return [reply.apdu.result]
+    @address.setter
+    def address(self, value: Address) -> None:
+        # `gridedge read` may aim a driver at a wildcard (AF type 1), which no gateway config may
+        self.session.address = value
 
     async def read_records(self, rsd: Rsd) -> RecordResult:
         """Daily freezes by `rsd` (back-fill reads: lowest priority, commands and polls go first)."""
-        request = record_request(self.address, DAILY_FREEZE, rsd, COLUMNS, self.next_piid(), ca=self.ca)
-        reply = await self.transact(request, Priority.PROBE)
-        assert isinstance(reply.apdu, GetRecordResponse)
-        return reply.apdu.result
-
-    @property
-    def ca(self) -> int:
-        return self.cfg.client_address
+        return await self.session.records(DAILY_FREEZE, rsd, COLUMNS, Priority.PROBE)
 
     # ---- polling --------------------------------------------------------------------------------
 
@@ -191,7 +159,7 @@ class Dlt698Driver(Driver):
                 meter_time = object_values(CLOCK, got.data).get("meter_time")
         if all(r.data is None for r in results):
             raise DeviceError(f"{self.id}: the meter refused every object")
-        result = PollResult(samples=[Sample(ts_ms, values, quality)])
+        result = PollResult(samples=[Sample(seq=0, ts=ts_ms, values=values, quality=quality)])
         result.events += self.relay_events(ts_ms, values)
         if clock_due and isinstance(meter_time, dt.datetime):
             await self._check_clock(ts_ms, meter_time, values, result)
@@ -207,7 +175,7 @@ class Dlt698Driver(Driver):
         while pending:
             chunk = pending.pop(0)
             try:
-                results += await self.get(chunk)
+                results += await self.session.get(chunk)
             except ErrorResponse as exc:
                 if len(chunk) == 1:
                     results.append(GetResult(chunk[0], None, 255))
@@ -292,7 +260,7 @@ class Dlt698Driver(Driver):
         if action == "time_sync" and params.get("broadcast", True):
             # every meter on the line, never answered (4000 m127, AF C0)
             request = action_request(
-                Address.broadcast(), BROADCAST_TIME, clock_data(meter_now()), self.next_piid()
+                Address.broadcast(), BROADCAST_TIME, clock_data(meter_now()), self.session.next_piid()
             )
             await self.bus.send(
                 request.encode(self.cfg.preamble), Timing(0, 0, self.line_gap_s(self.bus.line), 0.5)
@@ -302,7 +270,9 @@ class Dlt698Driver(Driver):
             now = meter_now()
             return await self._confirmed(
                 action,
-                set_request(self.address, CLOCK, clock_data(now), self.next_piid(), ca=self.ca),
+                set_request(
+                    self.address, CLOCK, clock_data(now), self.session.next_piid(), ca=self.session.ca
+                ),
                 {"time": now.isoformat(timespec="seconds")},
                 read_back=False,
             )
@@ -311,14 +281,16 @@ class Dlt698Driver(Driver):
         if action in RAW_ACTIONS:
             return await self._relay(relayed_apdu(params))
         command = ACTIONS[action]
-        request = action_request(self.address, command.omd, command.data, self.next_piid(), ca=self.ca)
+        request = action_request(
+            self.address, command.omd, command.data, self.session.next_piid(), ca=self.session.ca
+        )
         return await self._confirmed(action, request, {"omd": str(command.omd)}, read_back=True)
 
     async def _confirmed(
         self, action: str, request: Frame, answer: dict[str, Any], *, read_back: bool
     ) -> CommandOutcome:
         try:
-            await self.transact(request, Priority.COMMAND)
+            await self.session.transact(request, Priority.COMMAND)
         except MeterRefused as exc:
             state = await self._read_back() if read_back else {}
             return CommandOutcome("failed", f"meter refused {action}: {exc}", state=state)
@@ -330,15 +302,15 @@ class Dlt698Driver(Driver):
 
     async def _read_command(self, params: Mapping[str, Any]) -> CommandOutcome:
         oad = object_oad(str(params.get("oad") or params.get("item")))
-        inner = GetRequest(self.next_piid(), oad)
+        inner = GetRequest(self.session.next_piid(), oad)
         rn = secrets.token_bytes(RN_BYTES) if params.get("secured") else b""
         request = (
-            secured_request(self.address, inner, rn, ca=self.ca)
+            secured_request(self.address, inner, rn, ca=self.session.ca)
             if rn
-            else request_frame(self.address, inner, ca=self.ca)
+            else request_frame(self.address, inner, ca=self.session.ca)
         )
         try:
-            reply = await self.transact(request, Priority.COMMAND)
+            reply = await self.session.transact(request, Priority.COMMAND)
         except (GatewayError, ProtocolError) as exc:
             return CommandOutcome("failed", f"read of {oad} failed: {exc}")
         assert isinstance(reply.apdu, GetResponse) and reply.apdu.result.data is not None
@@ -350,13 +322,20 @@ class Dlt698Driver(Driver):
         }
         if rn:
             # the meter's MAC over the plaintext, passed on for a master station that holds the key
-            answer |= {"rn": rn.hex(), "mac": (reply.mac or b"").hex(), "mac_verified": False}
+            # (with the plaintext it covers, byte for byte); this gateway has no ESAM to check it
+            plain = reply.security.apdu if reply.security is not None else b""
+            answer |= {
+                "rn": rn.hex(),
+                "apdu": plain.hex(),
+                "mac": (reply.mac or b"").hex(),
+                "mac_verified": False,
+            }
         return CommandOutcome("done", answer=answer)
 
     async def _relay(self, apdu: bytes) -> CommandOutcome:
-        request = relay_request(self.address, apdu, ca=self.ca)
+        request = relay_request(self.address, apdu, ca=self.session.ca)
         try:
-            frame = await self.exchange(request, Priority.COMMAND)
+            frame = await self.session.exchange(request, Priority.COMMAND)
         except GatewayError as exc:
             return CommandOutcome(
                 "failed", f"relayed APDU not answered: {exc}", state=await self._read_back()
@@ -374,7 +353,7 @@ class Dlt698Driver(Driver):
 
     async def _read_back(self) -> dict[str, Scalar | None]:
         try:
-            results = await self.get(READ_BACK, Priority.COMMAND)
+            results = await self.session.get(READ_BACK, Priority.COMMAND)
         except (GatewayError, ProtocolError):
             return {}
         state: dict[str, Scalar | None] = {}
