@@ -13,10 +13,12 @@ several gateways) form one group, keyed by the group's smallest gateway id; an u
 not in the topology, is its own group. A group belongs to partition `crc32(key) % n` (zlib.crc32 of the
 UTF-8 key: stable across processes, Python versions and machines, unlike `hash()`).
 
-What has no gateway in its topic is routed by what it is about: a billing record by its account's
-meter (the shared ledger, else the record's `meter`, else the topology device of that account; an
-account nobody knows goes to partition `crc32("account/" + id) % n`, whose refusal is then the only
-one). Operators' approve/reject decisions reach every engine: only the one holding the action acts.
+What has no gateway in its topic reaches every partition: billing records are applied once per id,
+so with the one shared ledger (the default: `alerts.rules.costcontrol.ledger_path` is next to the
+state files) each is applied once, and a partition with a ledger of its own (that path set per
+partition) gets every account, as the CSV import gives it; the ladder they move is raised by the
+partition of the account's meter only. Operators' approve/reject decisions: only the engine holding
+the action acts on one.
 
 Ignoring is cheap: the gateway is the third topic level, looked up in a dict before anything is
 decoded. Behind that, every signal a rule raises passes `owns_subject` (labels' `gw`, else the subject's
@@ -34,7 +36,6 @@ across rule memories, so a merge is a rebuild from the stream, see the procedure
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -45,14 +46,13 @@ from protocols.topics import PREFIX
 
 from ..topology import DeviceInfo, Topology
 from .config import PartitionSection
-from .costcontrol.billing import parse_billing_topic
 from .engine import Change, Engine
 from .model import Signal, subject_kind
 
 __all__ = ["Partition", "PartitionedEngine", "copy_state", "group_keys", "owner"]
 
 _DEVICE_TOPIC = f"{PREFIX}/"
-_BILLING = f"{PREFIX}/billing/"
+_NOT_GATEWAYS = frozenset({"billing", "approve", "reject", "alerts"})  # PREFIX/{these}/...
 
 
 def owner(key: str, count: int) -> int:
@@ -130,49 +130,24 @@ class Partition:
             owned = self._owns[gw] = owner(self._groups.get(gw, gw), self.count) == self.index
         return owned
 
-    def account_gateway(self, account: str, meter: str = "") -> str | None:
-        """The gateway of an account's meter: the record's `meter`, the ledger, the topology; or None."""
-        if meter:
-            return meter.partition("/")[0]
+    def account_gateway(self, account: str) -> str | None:
+        """The gateway of an account's meter: the cost-control ledger's, else the topology's; or None."""
         known = self.account_of(account)
-        if known is not None:
-            return str(known.gw)
-        return self._account_gw.get(account)
-
-    def owns_account(self, account: str, meter: str = "") -> bool:
-        gw = self.account_gateway(account, meter)
-        if gw is None:
-            return owner(f"account/{account}", self.count) == self.index
-        return self.owns_gateway(gw)
+        return str(known.gw) if known is not None else self._account_gw.get(account)
 
     def wants(self, topic: str, payload: bytes) -> bool:
-        """Whether this engine evaluates a delivery. A gateway's topic is judged on its third level
-        alone; a billing record on its account; anything else (decisions, malformed topics: their
-        refusal is counted where they are decoded) is taken."""
-        if topic.startswith(_BILLING):
-            keep = self._wants_billing(topic, payload)
-        elif topic.startswith(_DEVICE_TOPIC):
+        """Whether this engine evaluates a delivery: a gateway's topic is judged on its third level
+        alone, before anything is decoded. Anything else is taken: billing records (applied once per
+        id, so a shared ledger takes each once and a partition's own ledger gets every account, as
+        the CSV import gives it; the ladder they move is then raised by the account's partition
+        only, see `owns_subject`), operators' decisions, and what does not parse (refused where it is
+        decoded)."""
+        if topic.startswith(_DEVICE_TOPIC):
             gw = topic[len(_DEVICE_TOPIC) :].partition("/")[0]
-            keep = gw in ("approve", "reject") or self.owns_gateway(gw)
-        else:
-            keep = True
-        if not keep:
-            self.foreign_messages += 1
-        return keep
-
-    def _wants_billing(self, topic: str, payload: bytes) -> bool:
-        try:
-            data = json.loads(payload)
-            account, _ = parse_billing_topic(topic, data if isinstance(data, dict) else None)
-        except Exception:  # its refusal is counted once, by the partition that owns the topic's account
-            return self._owns_unparsed(topic)
-        meter = data.get("meter", "") if isinstance(data, dict) else ""
-        return self.owns_account(account, meter if isinstance(meter, str) else "")
-
-    def _owns_unparsed(self, topic: str) -> bool:
-        parts = topic.split("/")
-        account = parts[3] if len(parts) == 5 else ""
-        return self.owns_account(account) if account else self.index == 0
+            if gw not in _NOT_GATEWAYS and not self.owns_gateway(gw):
+                self.foreign_messages += 1
+                return False
+        return True
 
     def owns_subject(self, subject: str, labels: Mapping[str, str]) -> bool:
         """Whether an alert's subject is ours: its `gw` label, else the gateway its subject names or

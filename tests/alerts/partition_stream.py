@@ -69,8 +69,9 @@ class Running:
 
 
 class Engines:
-    def __init__(self, mosquitto: Any, influxdb: Any, workdir: Path) -> None:
+    def __init__(self, mosquitto: Any, influxdb: Any, workdir: Path, own_ledgers: bool = False) -> None:
         self.mosquitto, self.influxdb, self.workdir = mosquitto, influxdb, workdir
+        self.own_ledgers = own_ledgers  # each partition's cost-control ledger its own file
         path = workdir / "topology.yaml"
         path.write_text(yaml.safe_dump(TOPOLOGY))
         self.topology = Topology.load(path)
@@ -83,6 +84,10 @@ class Engines:
         """`ref` keeps its state (and ledger) apart; partitions share one folder, as in production."""
         folder = self.workdir / ("ref" if partition is None else "partitions")
         folder.mkdir(exist_ok=True)
+        rules = {}
+        if partition is not None and self.own_ledgers:
+            ledger = f"ledger-p{partition['index']}of{partition['count']}.sqlite"
+            rules = {"costcontrol": {"ledger_path": ledger}}
         doc = {
             "mqtt": {"host": "127.0.0.1", "port": self.mosquitto.port, "client_id": f"pt-{name[:3]}"},
             "influx": {"url": self.influxdb.url, "database": self.influxdb.database, "retry_min_s": 0.2},
@@ -90,6 +95,7 @@ class Engines:
                 "state_path": str(folder / "alerts.sqlite"),
                 "tick_s": 3600,  # the test ticks
                 **({"partition": partition} if partition else {}),
+                "rules": rules,
             },
         }
         return load_model(IngestConfig, json.dumps(doc), source=name, environ={})

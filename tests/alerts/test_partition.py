@@ -60,24 +60,15 @@ def test_gateways_sharing_an_area_or_hall_are_one_group(tmp_path: Path) -> None:
         assert len({i for i, p in enumerate(parts) if p.owns_gateway("gw-z") or p.owns_gateway("gw-m")}) == 1
 
 
-def test_deliveries_are_judged_on_the_topic_and_billing_on_the_account(tmp_path: Path) -> None:
-    topo = Topology.empty()
-    p1 = Partition(PartitionSection(index=1, count=2), topo)
+def test_deliveries_are_judged_on_the_topics_gateway_before_decoding() -> None:
+    p1 = Partition(PartitionSection(index=1, count=2), Topology.empty())
     assert p1.wants(topics.reading_topic("gw-outage", "m1"), b"not even json")  # not decoded
     assert not p1.wants(topics.reading_topic("gw-hall", "m1"), b"")
+    assert not p1.wants(topics.status_topic("gw-hall"), b"")
+    # billing (applied once per id), decisions and what is not the contract's reach every partition
+    assert p1.wants(topics.billing_topic("payment"), b'{"account": "A-9", "id": "P", "amount_cny": 1}')
     assert p1.wants("gridedge/v1/approve/abc", b"") and p1.wants("gridedge-test/sync/x", b"")
-    assert p1.foreign_messages == 1
-    # the record's meter, then the ledger, then the topology place an account
-    assert p1.wants("gridedge/v1/billing/account", b'{"account": "A-9", "meter": "gw-outage/m1"}')
-    assert not p1.wants("gridedge/v1/billing/A-9/account", b'{"meter": "gw-hall/m1"}')
-    p1.account_of = lambda acc: type("Acc", (), {"gw": "gw-outage"})() if acc == "A-9" else None
-    assert p1.wants("gridedge/v1/billing/payment", b'{"account": "A-9", "id": "P", "amount_cny": 1}')
-    # nobody knows A-404: exactly one partition takes it (and refuses it, once)
-    p0 = Partition(PartitionSection(index=0, count=2), topo)
-    unknown = b'{"account": "A-404", "id": "P", "amount_cny": 1}'
-    assert p0.wants("gridedge/v1/billing/payment", unknown) != p1.wants(
-        "gridedge/v1/billing/payment", unknown
-    )
+    assert p1.foreign_messages == 2
 
 
 def test_signals_are_owned_by_label_subject_area_hall_or_account(tmp_path: Path) -> None:
@@ -122,10 +113,11 @@ def _write(tmp_path: Path, doc: dict[str, Any]) -> Path:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("own_ledgers", [False, True], ids=["shared-ledger", "ledger-per-partition"])
 async def test_two_partitions_raise_the_alerts_of_one_engine(
-    mosquitto: Any, influxdb: Any, tmp_path: Path
+    mosquitto: Any, influxdb: Any, tmp_path: Path, own_ledgers: bool
 ) -> None:
-    engines = Engines(mosquitto, influxdb, tmp_path)
+    engines = Engines(mosquitto, influxdb, tmp_path, own_ledgers)
     try:
         ref = await engines.start("ref", None)
         parts = [await engines.start(f"p{i}", {"index": i, "count": 2}) for i in range(2)]
