@@ -138,6 +138,12 @@ class PartitionSection(Frozen):
         "state file's folder",
     )
 
+    inherit_ledger_from: Path | None = Field(
+        default=None,
+        description="with a cost-control ledger per partition: the ledger this one starts as a copy of, "
+        "when its own does not exist yet; relative: from the alert state file's folder",
+    )
+
     @model_validator(mode="after")
     def _index_below_count(self) -> PartitionSection:
         if self.index >= self.count:
@@ -157,6 +163,9 @@ class PartitionSection(Frozen):
 
     def inherited_state(self, alerts_state: Path) -> Path | None:
         return None if self.inherit_from is None else alerts_state.parent / self.inherit_from
+
+    def inherited_ledger(self, alerts_state: Path) -> Path | None:
+        return None if self.inherit_ledger_from is None else alerts_state.parent / self.inherit_ledger_from
 
 
 class AlertsSection(Frozen):

@@ -142,11 +142,15 @@ def subject_gateway(subject: str) -> str:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("own_ledgers", [False, True], ids=["shared-ledger", "ledger-per-partition"])
 async def test_repartition_from_one_to_two_loses_no_alert_and_raises_none_twice(
-    mosquitto: Any, influxdb: Any, tmp_path: Path
+    mosquitto: Any, influxdb: Any, tmp_path: Path, own_ledgers: bool
 ) -> None:
-    engines = Engines(mosquitto, influxdb, tmp_path)
-    new = [{"index": i, "count": 2, "inherit_from": "alerts-p0of1.sqlite"} for i in range(2)]
+    engines = Engines(mosquitto, influxdb, tmp_path, own_ledgers)
+    inherit = {"inherit_from": "alerts-p0of1.sqlite"}
+    if own_ledgers:  # each new partition's ledger starts as a copy of the old engine's
+        inherit["inherit_ledger_from"] = "ledger-p0of1.sqlite"
+    new = [{"index": i, "count": 2, **inherit} for i in range(2)]
     firing_at_switch: set[tuple[str, str]] = set()
 
     async def prepare() -> None:  # step 1: the new partitions' sessions exist before the old one stops
