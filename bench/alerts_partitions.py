@@ -1,16 +1,19 @@
 """Alert engine scale-out: the same stream through 1 and then 2 partitioned alert engines.
 
     .venv/bin/python bench/alerts_partitions.py [--gateways 16] [--meters 25] [--readings 100]
-                                                [--accounts none|all] [--counts 1,2]
+                                                [--accounts none|all] [--ledger shared|partition]
+                                                [--counts 1,2]
 
 A private Mosquitto and influxd are started. For each partition count n, n processes
 `gridedge ingest run --role alerts` (config `alerts.partition: {index: i, count: n}`, own client id and
-state file, one shared cost-control ledger) take the same stream: `--readings` readings per meter of
-`--meters` meters behind each of `--gateways` gateways, realistic (a register rising with the power),
-encoded before the clock starts and written by bench/mqtt_load.py as fast as the broker takes them. A
-few meters' registers go down mid-stream (register_decrease fires) and each gateway's last reading is a
-sentinel that drops its `sentinel` meter's register: when a partition's sentinel alerts have arrived,
-it has evaluated (and had acknowledged) everything of its gateways before them, in order.
+state file; one cost-control ledger for all, or `--ledger partition` one each) take the same stream:
+`--readings` readings per meter of `--meters` meters behind each of `--gateways` gateways, realistic (a
+register rising with the power), encoded before the clock starts and written by bench/mqtt_load.py as
+fast as the broker takes them. A few meters' registers go down mid-stream (register_decrease fires) and
+each gateway's last reading is a sentinel that drops its `sentinel` meter's register: when a
+partition's sentinel alerts have arrived, it has evaluated (and had acknowledged) everything of its
+gateways before them, in order. The timer is off (tick_s 3600): what it judges depends on the wall
+clock, so runs of different lengths would not be comparable.
 
 Printed per partition: readings it owns, readings/s (owned readings / time from the first byte to its
 last sentinel alert), the process's CPU time per owned reading; in total: readings/s (all readings /
@@ -52,6 +55,7 @@ from ingest.config import IngestConfig  # noqa: E402
 from protocols import topics  # noqa: E402
 
 PERIOD_S = 60
+LEDGER = "costcontrol-ledger{suffix}.sqlite"  # next to the state files
 TICKS = os.sysconf("SC_CLK_TCK")
 Key = tuple[str, str, str]  # (rule, subject, state)
 
@@ -170,21 +174,27 @@ def config(tmp: Path, port: int, db: InfluxDB, run: str, index: int, count: int)
     }
 
 
+def accounts(path: Path, s: Stream) -> None:
+    with Ledger(path) as ledger:
+        for gi, gw in enumerate(s.gateways):
+            for mi, dev in enumerate([*s.meters, "sentinel", "warmup"]):
+                ledger.upsert_account(Account(f"A-{gi:03d}-{mi:03d}", gw, dev, tariff=0.56, opening=500.0))
+
+
 def run_partitions(
     args: argparse.Namespace, tmp: Path, broker: Mosquitto, db: InfluxDB, count: int, s: Stream
 ) -> dict[str, Any]:
     run = f"n{count}"
     (tmp / run).mkdir()
-    if args.accounts == "all":  # the shared ledger, next to the state files
-        with Ledger(tmp / run / "costcontrol-ledger.sqlite") as ledger:
-            for gi, gw in enumerate(s.gateways):
-                for mi, dev in enumerate([*s.meters, "sentinel", "warmup"]):
-                    ledger.upsert_account(
-                        Account(f"A-{gi:03d}-{mi:03d}", gw, dev, tariff=0.56, opening=500.0)
-                    )
+    ledgers = [LEDGER.format(suffix="")]
+    if args.ledger == "partition":
+        ledgers = [LEDGER.format(suffix=f"-p{i}of{count}") for i in range(count)]
+    for name in ledgers if args.accounts == "all" else []:  # every ledger gets every account
+        accounts(tmp / run / name, s)
     procs = []
     for i in range(count):
         doc = config(tmp, broker.port, db, run, i, count)
+        doc["alerts"]["rules"] = {"costcontrol": {"ledger_path": ledgers[i % len(ledgers)]}}
         # the session exists before the engine runs: nothing published meanwhile is missed
         asyncio.run(open_session(IngestConfig.model_validate(doc)))
         path = tmp / run / f"ingest-{i}.json"
@@ -264,7 +274,10 @@ def main() -> None:
     p.add_argument("--gateways", type=int, default=16)
     p.add_argument("--meters", type=int, default=25, help="meters per gateway")
     p.add_argument("--readings", type=int, default=100, help="readings per meter")
-    p.add_argument("--accounts", choices=("none", "all"), default="none")
+    p.add_argument("--accounts", choices=("none", "all"), default="none", help="a prepaid account per meter")
+    p.add_argument(
+        "--ledger", choices=("shared", "partition"), default="shared", help="one ledger, or one per partition"
+    )
     p.add_argument("--counts", default="1,2", help="partition counts to run, in order")
     args = p.parse_args()
     s = Stream(
@@ -280,7 +293,8 @@ def main() -> None:
     ):
         for count in (int(c) for c in args.counts.split(",")):
             result = run_partitions(args, work.path, broker, db, count, s)
-            print(f"{count} partition(s), {os.cpu_count()} cores, accounts: {args.accounts}")
+            cores, ledger = os.cpu_count(), args.ledger
+            print(f"{count} partition(s), {cores} cores, accounts: {args.accounts}, ledger: {ledger}")
             report(result, s.total + 2 * len(s.gateways))
             results.append(result)
     check(results)
