@@ -28,6 +28,7 @@ def _registrars(command: str | None = None) -> list[Register]:
     from gateway.commission import cli as commission_cli
     from gridedge import cmd, decode_cmd, demo, keys
     from ingest import cli as ingest_cli
+    from ingest.report import cli as report_cli
 
     return [
         gateway_cli.register,
@@ -38,6 +39,7 @@ def _registrars(command: str | None = None) -> list[Register]:
         demo.register,
         cmd.register,
         keys.register,
+        report_cli.register,
     ]
 
 
