@@ -14,7 +14,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.workdir import run_dir  # noqa: E402
 from gridedge.services import Mosquitto  # noqa: E402
 
 ITEMS = ["energy_import_kwh", "voltage_a_v", "status_word_3"]
@@ -47,7 +47,13 @@ def main() -> None:
     p.add_argument("--meters", type=int, default=32)
     p.add_argument("--seconds", type=float, default=180)
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="gridedge-footprint-"))
+    with run_dir("gridedge-footprint-") as run:  # removed afterwards; its logs kept if the run failed
+        if not measure(args, run.path):
+            run.failed()
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> bool:
+    """One run in `tmp`; False when the gateway published nothing."""
     broker = Mosquitto(tmp / "mosquitto")
     broker.start()
     sims: list[subprocess.Popen[str]] = []
@@ -134,6 +140,7 @@ def main() -> None:
         print(f"RSS steady / peak                    {rss1:6.1f} / {peak:.1f} MB   (goal <= 60 MB)")
         print(f"CPU over {args.seconds:.0f} s                      {cpu:6.1%} of one core   (goal <= 5 %)")
         print(f"readings published                   {readings[0]}")
+        return readings[0] > 0
     finally:
         for sim in sims:
             sim.terminate()
