@@ -98,6 +98,8 @@ class EventKind(enum.StrEnum):
     COUNTER_STATE = "counter_state"
     STAFF_LOGIN = "staff_login"
     STAFF_LOGOUT = "staff_logout"
+    # a DL/T 698.45 read as plaintext + RN: the meter's ESAM MAC over its answer, passed on unverified
+    SECURED_READ = "secured_read"
 
 
 # Data keys each event kind must carry (more are allowed).
@@ -119,6 +121,7 @@ EVENT_REQUIRED: Final[dict[EventKind, tuple[str, ...]]] = {
     EventKind.COUNTER_STATE: ("hall", "counter", "state"),
     EventKind.STAFF_LOGIN: ("hall", "counter", "staff"),
     EventKind.STAFF_LOGOUT: ("hall", "counter"),
+    EventKind.SECURED_READ: ("oad", "rn", "apdu", "mac", "mac_verified"),
 }
 
 

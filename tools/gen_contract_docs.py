@@ -48,6 +48,15 @@ MODELS: list[tuple[str, type, str]] = [
 # What changed in the contract, newest first: what a consumer written against an earlier text must do.
 CHANGES: list[tuple[str, list[str]]] = [
     (
+        "event secured_read (issue 21)",
+        [
+            "New event kind `secured_read` (DL/T 698.45 meters configured with `secured_objects`): data "
+            "`oad`, `rn`, `apdu` (the meter's plaintext answer, hex) and `mac` (its ESAM MAC over RN and "
+            "that answer, hex) for a master station holding the key to check; `mac_verified` is always "
+            "false (the gateway has no ESAM). The values themselves are in the reading as usual.",
+        ],
+    ),
+    (
         "billing and auto-control (issue 19)",
         [
             "Billing records and auto-control's messages are in the contract (`protocols/operations.py`) "

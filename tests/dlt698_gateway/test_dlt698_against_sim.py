@@ -158,3 +158,20 @@ async def test_backfill_of_the_daily_freezes_of_a_gap(tmp_path: Path) -> None:
     assert [s.ts for s in frozen] == expected
     for sample in frozen:
         assert sample.values["energy_import_kwh"] == pytest.approx(sum(freezes[sample.ts]), abs=0.011)
+
+
+async def test_secured_objects_publish_the_meters_mac_in_an_event(tmp_path: Path) -> None:
+    meter = Dlt698Meter(A1, seed=3, start_time=time.time())
+    async with sim_line([meter], baud=2400, parity="E") as (path, _), Bus("b", path, LINE) as bus:
+        d = driver(bus, tmp_path, clock_check_s=0, backfill=False, secured_objects=["balance_cny"])
+        result = await d.poll()
+    assert bus.stats.transactions == 2, "the list, then the secured object"
+    assert "balance_cny" in result.samples[0].values and result.samples[0].quality == {}
+    (event,) = [e for e in result.events if e.kind.value == "secured_read"]
+    data = event.data
+    assert data["oad"] == "202C0201" and data["mac_verified"] is False
+    rn, plain = bytes.fromhex(str(data["rn"])), bytes.fromhex(str(data["apdu"]))
+    assert data["mac"] == fake_mac(meter.mac_key, rn, plain).hex(), "the meter's MAC, as it sent it"
+    plain_only = Dlt698Device(kind="dlt698", id="m1", address=A1)
+    secured = Dlt698Device(kind="dlt698", id="m1", address=A1, secured_objects=["balance_cny"])
+    assert Dlt698Driver.poll_airtime_s(secured, LINE) > Dlt698Driver.poll_airtime_s(plain_only, LINE)

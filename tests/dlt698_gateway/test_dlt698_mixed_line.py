@@ -100,7 +100,14 @@ async def test_a_mixed_line_through_the_gateway_and_the_broker(mosquitto: Mosqui
     async with sim_line([m645, m698], baud=2400, parity="E") as (path, _), recording(mosquitto.port) as rec:
         devices = [
             {"kind": "dlt645", "id": A645, "address": A645, "interval_s": 3, "items": ["energy_import_kwh"]},
-            {"kind": "dlt698", "id": A698, "address": A698, "interval_s": 3, "control": True},
+            {
+                "kind": "dlt698",
+                "id": A698,
+                "address": A698,
+                "interval_s": 3,
+                "control": True,
+                "secured_objects": ["balance_cny"],
+            },
             {
                 "kind": "dlt698",
                 "id": "dead-698",
@@ -133,4 +140,6 @@ async def test_a_mixed_line_through_the_gateway_and_the_broker(mosquitto: Mosqui
     assert reading["protocol"] == "dlt698" and reading.get("quality", {}) == {}
     assert reading["values"]["energy_import_kwh"] == pytest.approx(sum(m698.physics.energy), abs=1)
     assert any(e["event"] == "relay_change" for e in rec.of(f"/{A698}/event"))
+    secured = [e for e in rec.of(f"/{A698}/event") if e["event"] == "secured_read"]
+    assert secured and secured[0]["data"]["mac_verified"] is False and len(secured[0]["data"]["mac"]) == 8
     assert not [p for p in rec.of(f"/{A645}/health") if p["state"] != "online"]

@@ -57,6 +57,11 @@ class Dlt698Device(DeviceBase):
         description="value names of the catalogue or OADs (8 hex digits: 00100200 = import energy, total "
         "and T1..T4); read together with GET-Request-NormalList",
     )
+    secured_objects: list[str] = Field(
+        default=[],
+        description="objects read each poll as plaintext + RN: their values go in the reading, the meter's "
+        "MAC over them in a secured_read event for the master station to check (the gateway has no ESAM)",
+    )
     list_max: int = Field(
         default=10, ge=1, le=32, description="objects per NormalList request (no negotiated APDU size)"
     )
@@ -90,7 +95,7 @@ class Dlt698Device(DeviceBase):
             raise ValueError("must be an even number of 2..32 decimal digits, e.g. 000000000001")
         return text
 
-    @field_validator("objects")
+    @field_validator("objects", "secured_objects")
     @classmethod
     def _objects(cls, value: list[str]) -> list[str]:
         problems = []

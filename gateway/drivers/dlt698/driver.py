@@ -31,13 +31,12 @@ from protocols.dlt698 import (
     Address,
     ErrorResponse,
     Frame,
-    GetRequest,
-    GetResponse,
     GetResult,
     MeterRefused,
     Oad,
     RecordResult,
     Rsd,
+    SecurityResponse,
     action_request,
     canonical_values,
     clock_skew_s,
@@ -45,8 +44,6 @@ from protocols.dlt698 import (
     object_values,
     parse_reply,
     relay_request,
-    request_frame,
-    secured_request,
     set_request,
     to_python,
 )
@@ -113,6 +110,10 @@ class Dlt698Driver(Driver):
             request = plan.frame_size(digits, plan.list_request_apdu(chunk), config.preamble)
             reply = plan.frame_size(digits, plan.list_reply_apdu(chunk), plan.REPLY_PREAMBLE)
             total += line.wire_time(request + reply) + config.turnaround_ms / 1000 + cls.line_gap_s(line)
+        for oad in plan.resolve_secured(config):
+            request = plan.frame_size(digits, plan.secured_request_apdu(), config.preamble)
+            reply = plan.frame_size(digits, plan.secured_reply_apdu(oad), plan.REPLY_PREAMBLE)
+            total += line.wire_time(request + reply) + config.turnaround_ms / 1000 + cls.line_gap_s(line)
         return total
 
     @classmethod
@@ -146,7 +147,10 @@ class Dlt698Driver(Driver):
         clock_due = self._clock_due()
         if clock_due and CLOCK not in oads:
             oads.append(CLOCK)
-        results, stopped = await self._read_all(oads)
+        results, stopped = await self._read_all(oads) if oads else ([], False)
+        events: list[DeviceEvent] = []
+        if not stopped:
+            stopped = await self._read_secured(ts_ms, results, events)
         values: dict[str, Scalar] = {}
         quality: dict[str, Quality] = {}
         meter_time = None
@@ -160,7 +164,7 @@ class Dlt698Driver(Driver):
         if all(r.data is None for r in results):
             raise DeviceError(f"{self.id}: the meter refused every object")
         result = PollResult(samples=[Sample(seq=0, ts=ts_ms, values=values, quality=quality)])
-        result.events += self.relay_events(ts_ms, values)
+        result.events += self.relay_events(ts_ms, values) + events
         if clock_due and isinstance(meter_time, dt.datetime):
             await self._check_clock(ts_ms, meter_time, values, result)
         if not stopped and self.backfill is not None and not self.probing:
@@ -198,6 +202,28 @@ class Dlt698Driver(Driver):
                 results += [GetResult(o, None, 255) for part in [chunk, *pending] for o in part]
                 return results, True
         return results, False
+
+    async def _read_secured(self, ts_ms: int, results: list[GetResult], events: list[DeviceEvent]) -> bool:
+        """The secured objects as plaintext + RN, one request each: each result joins `results`, each
+        MAC a `secured_read` event. True when the meter stopped answering (the rest are marked)."""
+        secured = plan.resolve_secured(self.cfg)
+        for i, oad in enumerate(secured):
+            rn = secrets.token_bytes(RN_BYTES)
+            try:
+                got, security = await self.session.secured_get(oad, rn)
+            except ProtocolError as exc:
+                self.ctx.log.warning("%s: %s (plaintext + RN): %s", self.id, oad, exc)
+                got, security = GetResult(oad, None, 255), None
+            except BusError as exc:
+                if not results and i == 0:
+                    raise
+                self.ctx.log.warning("%s: stopped answering mid-poll: %s", self.id, exc)
+                results += [GetResult(o, None, 255) for o in secured[i:]]
+                return True
+            results.append(got)
+            if got.data is not None:
+                events.append(DeviceEvent(ts_ms, EventKind.SECURED_READ, mac_fields(oad, rn, security)))
+        return False
 
     def _mark(self, quality: dict[str, Quality], result: GetResult) -> None:
         if result.dar != 255:
@@ -302,34 +328,25 @@ class Dlt698Driver(Driver):
 
     async def _read_command(self, params: Mapping[str, Any]) -> CommandOutcome:
         oad = object_oad(str(params.get("oad") or params.get("item")))
-        inner = GetRequest(self.session.next_piid(), oad)
         rn = secrets.token_bytes(RN_BYTES) if params.get("secured") else b""
-        request = (
-            secured_request(self.address, inner, rn, ca=self.session.ca)
-            if rn
-            else request_frame(self.address, inner, ca=self.session.ca)
-        )
         try:
-            reply = await self.session.transact(request, Priority.COMMAND)
+            if rn:
+                got, security = await self.session.secured_get(oad, rn, Priority.COMMAND)
+            else:
+                got, security = (await self.session.get([oad], Priority.COMMAND))[0], None
         except (GatewayError, ProtocolError) as exc:
             return CommandOutcome("failed", f"read of {oad} failed: {exc}")
-        assert isinstance(reply.apdu, GetResponse) and reply.apdu.result.data is not None
-        data = reply.apdu.result.data
+        if got.data is None:
+            return CommandOutcome(
+                "failed", f"meter refused the read of {oad}: DAR {got.dar} ({dar_name(got.dar)})"
+            )
         answer: dict[str, Any] = {
             "oad": str(oad),
-            "values": _plain(object_values(oad, data)),
-            "data": to_python(data),
+            "values": _plain(object_values(oad, got.data)),
+            "data": to_python(got.data),
         }
         if rn:
-            # the meter's MAC over the plaintext, passed on for a master station that holds the key
-            # (with the plaintext it covers, byte for byte); this gateway has no ESAM to check it
-            plain = reply.security.apdu if reply.security is not None else b""
-            answer |= {
-                "rn": rn.hex(),
-                "apdu": plain.hex(),
-                "mac": (reply.mac or b"").hex(),
-                "mac_verified": False,
-            }
+            answer |= mac_fields(oad, rn, security)
         return CommandOutcome("done", answer=answer)
 
     async def _relay(self, apdu: bytes) -> CommandOutcome:
@@ -364,6 +381,15 @@ class Dlt698Driver(Driver):
 
 
 DRIVER = Dlt698Driver
+
+
+def mac_fields(oad: Oad, rn: bytes, security: SecurityResponse | None) -> dict[str, Any]:
+    """What a master station needs to check a plaintext + RN read: the RN sent, the meter's plaintext
+    answer byte for byte and its MAC over them. This gateway holds no ESAM: `mac_verified` is false,
+    always, and nothing here claims otherwise."""
+    plain = security.apdu if security is not None else b""
+    mac = security.mac if security is not None and security.mac is not None else b""
+    return {"oad": str(oad), "rn": rn.hex(), "apdu": plain.hex(), "mac": mac.hex(), "mac_verified": False}
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,8 +32,24 @@ _ELEMENT: Final[dict[Kind, int]] = {
 
 
 def resolve(config: Dlt698Device) -> list[Oad]:
-    """The configured objects, in order, without repeats (two names of one element read it once)."""
-    return list(dict.fromkeys(object_oad(key) for key in config.objects))
+    """The configured objects, in order, without repeats (two names of one element read it once);
+    a secured object is read only secured."""
+    secured = set(resolve_secured(config))
+    return [oad for oad in dict.fromkeys(object_oad(key) for key in config.objects) if oad not in secured]
+
+
+def resolve_secured(config: Dlt698Device) -> list[Oad]:
+    return list(dict.fromkeys(object_oad(key) for key in config.secured_objects))
+
+
+def secured_request_apdu() -> int:
+    # 10 00 len (05 01 PIID OAD TimeTag) 01 len RN(16)
+    return 3 + 8 + 2 + 16
+
+
+def secured_reply_apdu(oad: Oad) -> int:
+    # 90 00 len (85 01 PIID OAD 01 Data FollowReport TimeTag) 01 00 len MAC(4)
+    return 3 + (3 + 4 + 1 + data_size(oad) + 2) + 3 + 4
 
 
 def names(oad: Oad) -> list[str]:

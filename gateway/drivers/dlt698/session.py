@@ -21,6 +21,7 @@ from protocols.dlt698 import (
     GetListResponse,
     GetNextResponse,
     GetRecordResponse,
+    GetRequest,
     GetResponse,
     GetResult,
     MeterRefused,
@@ -30,12 +31,14 @@ from protocols.dlt698 import (
     Reply,
     ReplyMatcher,
     Rsd,
+    SecurityResponse,
     UnexpectedReply,
     check_reply,
     get_request,
     next_request,
     piid,
     record_request,
+    secured_request,
 )
 
 from ...bus import Bus, Priority
@@ -92,6 +95,21 @@ class Session:
             return list(apdu.results)
         assert isinstance(apdu, GetResponse)
         return [apdu.result]
+
+    async def secured_get(
+        self, oad: Oad, rn: bytes, priority: Priority = Priority.POLL
+    ) -> tuple[GetResult, SecurityResponse | None]:
+        """GET-Normal as plaintext + RN (dlt698.md §5): the result, and the meter's SECURITY-Response
+        whose MAC covers its plaintext answer (None when the meter answered without one)."""
+        request = secured_request(self.address, GetRequest(self.next_piid(), oad), rn, ca=self.ca)
+        try:
+            reply = await self.transact(request, priority)
+        except MeterRefused as exc:
+            if exc.target == str(oad):
+                return GetResult(oad, None, exc.dar), None
+            raise
+        assert isinstance(reply.apdu, GetResponse)
+        return reply.apdu.result, reply.security
 
     async def records(
         self, oad: Oad, rsd: Rsd, rcsd: Rcsd, priority: Priority = Priority.PROBE
