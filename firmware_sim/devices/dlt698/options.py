@@ -20,7 +20,7 @@ def meter_address(text: str) -> str:
     try:
         address = Address(text)
     except FrameError as exc:
-        raise ConfigError([f"dlt698 meter address {text!r}: {exc}"]) from None
+        raise ConfigError([f"dlt698 {exc}"]) from None
     if address.type != AddressType.SINGLE or not address.sa.isdigit():
         raise ConfigError([f"dlt698 meter address {text!r}: must be decimal digits (no wildcard)"])
     return address.sa
