@@ -131,18 +131,22 @@ class PartitionSection(Frozen):
         description="this partition's state file (default: alerts.state_path with -p{index}of{count}); "
         "relative: from the alert state file's folder",
     )
-    inherit_from: Path | None = Field(
-        default=None,
-        description="state file of the engine this partition takes over from, copied once when its own "
-        "state file does not exist yet (repartitioning, docs/production.md); relative: from the alert "
-        "state file's folder",
+    inherit_from: list[Path] = Field(
+        default_factory=list,
+        description="state file(s) of the engines this partition takes over from (a partition's name "
+        "says which: alerts-p1of2.sqlite), read once when its own state file does not exist yet "
+        "(repartitioning, docs/production.md); relative: from the alert state file's folder",
     )
-
     inherit_ledger_from: Path | None = Field(
         default=None,
         description="with a cost-control ledger per partition: the ledger this one starts as a copy of, "
         "when its own does not exist yet; relative: from the alert state file's folder",
     )
+
+    @field_validator("inherit_from", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path) else value
 
     @model_validator(mode="after")
     def _index_below_count(self) -> PartitionSection:
@@ -161,8 +165,8 @@ class PartitionSection(Frozen):
             return alerts_state.parent / self.state_path  # an absolute state_path stays as it is
         return alerts_state.with_name(f"{alerts_state.stem}{self.suffix}{alerts_state.suffix}")
 
-    def inherited_state(self, alerts_state: Path) -> Path | None:
-        return None if self.inherit_from is None else alerts_state.parent / self.inherit_from
+    def inherited_states(self, alerts_state: Path) -> list[Path]:
+        return [alerts_state.parent / path for path in self.inherit_from]
 
     def inherited_ledger(self, alerts_state: Path) -> Path | None:
         return None if self.inherit_ledger_from is None else alerts_state.parent / self.inherit_ledger_from

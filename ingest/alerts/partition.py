@@ -172,6 +172,20 @@ class Partition:
             return self._hall_gw.get(name)
         return self.account_gateway(name) if kind == "account" else None
 
+    def gateway_of(self, key: str) -> str | None:
+        """The gateway a key of rule memory is about: a subject (`gw/dev`, `area/x`, `hall/y`,
+        `account/z`), a `kind:` prefix before one (`relay:gw/dev`), or a bare gateway, area, hall or
+        account name, looked up in that order; a bare name nobody knows is taken for a gateway."""
+        kind, sep, rest = key.partition(":")
+        if sep and "/" not in kind:
+            key = rest
+        if "/" in key or key in self._groups:
+            return self._subject_gateway(key)
+        for places in (self._area_gw, self._hall_gw):
+            if key in places:
+                return places[key]
+        return self.account_gateway(key) or key
+
     # ---- what the rules see -------------------------------------------------------------------------
 
     def share(self, topology: Topology) -> Topology:

@@ -47,7 +47,9 @@ from ..topology import Topology
 from .autocontrol import APPROVE, REJECT, AutoControl, decode_decision, ledger_of, load_key
 from .autocontrol import FILTERS as AUTOCONTROL_FILTERS
 from .commits import Committer
+from .costcontrol.ledger import Ledger
 from .engine import Change, Engine
+from .handover import handover
 from .model import Inbound, Rule, RuleSet
 from .outputs import Outputs, Publisher
 from .partition import Partition, PartitionedEngine, copy_state
@@ -168,19 +170,31 @@ class AlertsRole:
         self._lock = asyncio.Lock()
 
     def _state_path(self) -> Path:
-        """The state file: a partition's own (taken over from `inherit_from` the first time)."""
+        """The state file: a partition's own, handed over from `inherit_from` the first time (its
+        ledger, when it has its own, copied from `inherit_ledger_from` before)."""
         section = self.cfg.alerts
         part = section.partition
-        if part is None:
+        if part is None or self.partition is None:
             return section.state_path
         path = part.own_state_path(section.state_path)
-        for source, target in (
-            (part.inherited_state(section.state_path), path),
-            (part.inherited_ledger(section.state_path), self._ledger_path()),
-        ):
-            if source is not None and target is not None and not target.exists():
-                copy_state(source, target)
-                log.warning("alerts: partition %s starts %s as a copy of %s", part.suffix[1:], target, source)
+        ledger, old_ledger = self._ledger_path(), part.inherited_ledger(section.state_path)
+        if ledger is not None and old_ledger is not None and not ledger.exists():
+            copy_state(old_ledger, ledger)
+            log.warning("alerts: partition %s: ledger %s copied from %s", part.suffix[1:], ledger, old_ledger)
+        sources = part.inherited_states(section.state_path)
+        if sources and not path.exists():
+            accounts = Ledger(ledger) if ledger is not None else None
+            try:
+                account_of = accounts.account if accounts is not None else (lambda _: None)
+                handed = handover(sources, path, self.partition, self.topology, account_of=account_of)
+            finally:
+                if accounts is not None:
+                    accounts.close()
+            log.warning(
+                "alerts: partition %s takes over %d alert(s), %d history row(s) and %d rule part(s) "
+                "from %s", part.suffix[1:], handed.tracks, handed.history, handed.entries,
+                ", ".join(handed.sources),
+            )  # fmt: skip
         return path
 
     def _ledger_path(self) -> Path | None:

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from ingest.alerts.config import AlertsSection, PartitionSection
+from ingest.alerts.handover import handover, partition_of
 from ingest.alerts.partition import Partition, group_keys, owner
+from ingest.alerts.store import Store
 from ingest.topology import Topology
 from protocols import topics
 
@@ -94,11 +96,13 @@ def test_partition_section(tmp_path: Path) -> None:
     )
     assert section.partition is not None and section.partition.suffix == "-p1of4"
     assert section.partition.own_state_path(section.state_path) == tmp_path / "alerts-p1of4.sqlite"
-    fixed = PartitionSection(
-        index=0, count=2, state_path=Path("mine.sqlite"), inherit_from=Path("old.sqlite")
+    fixed = PartitionSection.model_validate(
+        {"index": 0, "count": 2, "state_path": "mine.sqlite", "inherit_from": "alerts-p0of1.sqlite"}
     )
     assert fixed.own_state_path(tmp_path / "alerts.sqlite") == tmp_path / "mine.sqlite"
-    assert fixed.inherited_state(tmp_path / "alerts.sqlite") == tmp_path / "old.sqlite"
+    assert fixed.inherited_states(tmp_path / "alerts.sqlite") == [tmp_path / "alerts-p0of1.sqlite"]
+    assert partition_of(Path("alerts-p3of8.sqlite")) == PartitionSection(index=3, count=8)
+    assert partition_of(Path("alerts.sqlite")) == PartitionSection(index=0, count=1)
 
 
 def _write(tmp_path: Path, doc: dict[str, Any]) -> Path:
@@ -141,40 +145,126 @@ def subject_gateway(subject: str) -> str:
     return "gw-e" if subject.startswith("account/") else subject.partition("/")[0]
 
 
+LAYOUTS = [(1, 2, False), (1, 2, True), (2, 1, False), (2, 3, False)]
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("own_ledgers", [False, True], ids=["shared-ledger", "ledger-per-partition"])
-async def test_repartition_from_one_to_two_loses_no_alert_and_raises_none_twice(
-    mosquitto: Any, influxdb: Any, tmp_path: Path, own_ledgers: bool
+@pytest.mark.parametrize(
+    ("n", "m", "own_ledgers"), LAYOUTS, ids=["1to2", "1to2-ledger-per-partition", "2to1", "2to3"]
+)
+async def test_repartition_loses_no_alert_and_raises_none_twice(
+    mosquitto: Any, influxdb: Any, tmp_path: Path, n: int, m: int, own_ledgers: bool
 ) -> None:
+    """Mid-stream (area outage and balance_low firing, a ticket waiting) n engines hand over to m: the
+    new sessions exist first, the old engines stop, the new ones start from the old state files."""
     engines = Engines(mosquitto, influxdb, tmp_path, own_ledgers)
-    inherit = {"inherit_from": "alerts-p0of1.sqlite"}
-    if own_ledgers:  # each new partition's ledger starts as a copy of the old engine's
-        inherit["inherit_ledger_from"] = "ledger-p0of1.sqlite"
-    new = [{"index": i, "count": 2, **inherit} for i in range(2)]
+    inherit: dict[str, Any] = {"inherit_from": [f"alerts-p{i}of{n}.sqlite" for i in range(n)]}
+    if own_ledgers:  # each new partition's ledger starts as a copy of its old partition's (m = k x n)
+        inherit["inherit_ledger_from"] = f"ledger-p0of{n}.sqlite"
+    new = [{"index": j, "count": m, **inherit} for j in range(m)]
     firing_at_switch: set[tuple[str, str]] = set()
+    olds: list[Any] = []
 
-    async def prepare() -> None:  # step 1: the new partitions' sessions exist before the old one stops
-        for i, partition in enumerate(new):
-            await engines.open_session(f"new{i}", partition)
+    async def prepare() -> None:  # step 1: the new partitions' sessions exist before the old ones stop
+        for j, partition in enumerate(new):
+            await engines.open_session(f"new{j}", partition)
 
-    async def switch() -> None:  # steps 2-3: stop the old engine, start the new ones from its state
-        old_run = await engines.stop("old")
-        firing_at_switch.update(a.key for a in old_run.role.engine.alerts() if a.state.value == "firing")
-        for i, partition in enumerate(new):
-            await engines.start(f"new{i}", partition)
+    async def switch() -> None:  # steps 2-3: stop the old engines, start the new ones from their state
+        for i in range(n):
+            run = await engines.stop(f"old{i}")
+            olds.append(run)
+            firing_at_switch.update(a.key for a in run.role.engine.alerts() if a.state.value == "firing")
+        for j, partition in enumerate(new):
+            await engines.start(f"new{j}", partition)
 
     try:
         ref = await engines.start("ref", None)
-        old = await engines.start("old", {"index": 0, "count": 1})
+        for i in range(n):
+            await engines.start(f"old{i}", {"index": i, "count": n})
         await run_stream(engines, prepare, switch)
-        news = [engines.running[f"new{i}"] for i in range(2)]
-        owned = [{a.key for a in run.role.engine.alerts()} for run in news]
+        news = [engines.running[f"new{j}"] for j in range(m)]
+        current = [{a.key for a in run.role.engine.alerts()} for run in news]
     finally:
         await engines.close()
     assert {("area_outage", "area/area-out"), ("balance_low", "account/A-1")} <= firing_at_switch
-    after = news[0].changes + news[1].changes
-    assert sorted(old.changes + after) == sorted(ref.changes)  # none lost, none twice
+    before = [c for run in olds for c in run.changes]
+    after = [c for run in news for c in run.changes]
+    assert sorted(before + after) == sorted(ref.changes)  # none lost, none twice
     assert not [c for c in after if c[0] == "firing" and (c[1], c[2]) in firing_at_switch]
     resolved_after = {(rule, subject) for kind, rule, subject in after if kind == "resolved"}
-    assert ("area_outage", "area/area-out") in resolved_after  # inherited, then resolved by its owner
-    assert not owned[0] & owned[1]
+    assert ("area_outage", "area/area-out") in resolved_after  # handed over, then resolved by its owner
+    assert all(not (a & b) for i, a in enumerate(current) for b in current[i + 1 :])
+
+
+def _track(rule: str, subject: str, **labels: str) -> dict[str, Any]:
+    alert = {"rule": rule, "subject": subject, "state": "firing", "severity": "major", "started_at": 1.0}
+    return {"alert": {**alert, "fired_at": 2.0, "labels": labels}}
+
+
+def _old_state(path: Path, meters: dict[str, Any]) -> None:
+    """A state file as an engine of both gateways leaves it (gw-outage: partition 1 of 2, gw-hall: 0)."""
+    store = Store(path)
+    store.save(
+        tracks={
+            ("area_outage", "area/area-out"): _track("area_outage", "area/area-out"),
+            ("hall_wait", "hall/hall-main"): _track("hall_wait", "hall/hall-main", gw="gw-hall"),
+            ("balance_low", "account/A-1"): _track("balance_low", "account/A-1", gw="gw-e"),
+        },
+        rules={
+            "outage:0": {"meters": meters, "reported": [["area_outage", "area/area-out"]], "tick": 7},
+            "hall:0": {"hall-main": {"gw": "gw-hall", "waiting": {"101": 5.0}}},
+        },
+        parts={"costcontrol:0": ({"level:A-1": {"v": "warning"}, "relay:gw-hall/pad": {"v": {}}}, set())},
+    )
+    store.close()
+
+
+def test_handover_takes_what_the_old_partition_owned_and_the_new_one_owns(tmp_path: Path) -> None:
+    topo = Topology.load(_write(tmp_path, TOPOLOGY))
+    _old_state(tmp_path / "alerts.sqlite", {"gw-outage/o1": {"last_seen": 1.0}, "gw-hall/pad": {"x": 1}})
+    loaded = []
+    for j in range(2):
+        part = Partition(PartitionSection(index=j, count=2), topo)
+        target = tmp_path / f"alerts-p{j}of2.sqlite"
+        handover([tmp_path / "alerts.sqlite"], target, part, topo)
+        store = Store(target)
+        loaded.append(store.load())
+        store.close()
+    p0, p1 = loaded
+    assert {t["alert"]["subject"] for t in p0.tracks} == {"hall/hall-main"}
+    assert {t["alert"]["subject"] for t in p1.tracks} == {"area/area-out", "account/A-1"}
+    assert p1.rules["outage:0"] == {
+        "meters": {"gw-outage/o1": {"last_seen": 1.0}},
+        "reported": [["area_outage", "area/area-out"]],
+        "tick": 7,  # about no gateway: every partition keeps it
+    }
+    assert (
+        p0.rules["outage:0"]["meters"] == {"gw-hall/pad": {"x": 1}} and p0.rules["outage:0"]["reported"] == []
+    )
+    assert p0.rules["hall:0"] == {"hall-main": {"gw": "gw-hall", "waiting": {"101": 5.0}}}
+    assert p1.rules["hall:0"] == {}
+    assert set(p0.parts["costcontrol:0"]) == {"relay:gw-hall/pad"} and set(p1.parts["costcontrol:0"]) == {
+        "level:A-1"
+    }
+
+
+def test_a_merge_takes_each_entry_from_its_owner_not_a_stale_copy(tmp_path: Path) -> None:
+    topo = Topology.load(_write(tmp_path, TOPOLOGY))
+    # both were split from one engine and kept its memory of each other's meters, now stale
+    _old_state(
+        tmp_path / "alerts-p0of2.sqlite", {"gw-outage/o1": {"last_seen": 1.0}, "gw-hall/pad": {"x": 9}}
+    )
+    _old_state(
+        tmp_path / "alerts-p1of2.sqlite", {"gw-outage/o1": {"last_seen": 99.0}, "gw-hall/pad": {"x": 1}}
+    )
+    merged = Partition(PartitionSection(index=0, count=1), topo)
+    sources = [tmp_path / "alerts-p0of2.sqlite", tmp_path / "alerts-p1of2.sqlite"]
+    handed = handover(sources, tmp_path / "alerts-p0of1.sqlite", merged, topo)
+    assert handed.tracks == 3
+    store = Store(tmp_path / "alerts-p0of1.sqlite")
+    state = store.load()
+    store.close()
+    assert state.rules["outage:0"]["meters"] == {"gw-outage/o1": {"last_seen": 99.0}, "gw-hall/pad": {"x": 9}}
+    assert state.rules["outage:0"]["reported"] == [["area_outage", "area/area-out"]]
+    with pytest.raises(FileExistsError):
+        handover(sources, tmp_path / "alerts-p0of1.sqlite", merged, topo)
