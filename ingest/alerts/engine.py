@@ -36,147 +36,46 @@ Auto-control has one way in: the optional `Control` collaborator given at constr
 (and keeps the ones that are its own: an operator's decision), every evaluation's changes and every
 tick; its state is persisted with the alerts under `CONTROL_KEY`.
 
-Persistence is in two steps so the role can keep evaluating while a batch's publishes are in flight:
-`prepare()` (synchronous, at a batch boundary) makes the rules' own stores durable and takes a copy of
-what changed; `save(prepared)` writes that copy once its changes are acknowledged; `commit()` is both.
+Persistence (ingest/alerts/persist.py) is in two steps so the role can keep evaluating while a batch's
+publishes are in flight: `prepare()` (synchronous, at a batch boundary) makes the rules' own stores
+durable and encodes what changed; `save(prepared)` writes it once its changes are acknowledged;
+`commit()` is both.
+
+Speed (issue 22): a rule asks `wants(rule, subject, active)` before building a signal (model.Wants), so
+the ~7 inactive signals a quiet reading raised, each with its message formatted, are not built; what
+would change something (a current or recent alert, an active report earlier in the same message) is.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal, Protocol
+from collections.abc import Callable, Iterable, Sequence
 
 from ..topology import Topology
 from .config import AlertsSection, FlapSection
-from .inhibit import Inhibitor, link
-from .model import (
-    Alert,
-    AlertState,
-    Flushes,
-    Inbound,
-    Partitioned,
-    Rule,
-    RuleContext,
-    RuleSet,
-    Severity,
-    Signal,
-    human_duration,
-)
-from .store import Snapshot, Store, alert_from_json, alert_to_json, encode, encode_parts
+from .inhibit import Inhibiting, Inhibitor
+from .model import Alert, AlertState, Inbound, Rule, RuleContext, RuleSet, Severity, Signal
+from .persist import CONTROL_KEY, RECENT, Persisting, Prepared
+from .store import Store
+from .track import Change, ChangeKind, Control, Dirty, EngineStats, Track, copy_alert, linked, render_resolved
+
+__all__ = [
+    "CONTROL_KEY",
+    "RECENT",
+    "Change",
+    "ChangeKind",
+    "Control",
+    "Engine",
+    "EngineStats",
+    "Prepared",
+    "Track",
+]
 
 log = logging.getLogger("ingest.alerts")
 
-ChangeKind = Literal["firing", "updated", "resolved"]
-RECENT = 1000  # resolved alerts kept in memory for `recent()`
-CONTROL_KEY: Final = "autocontrol"  # the control's snapshot among the rules' (the key it always had)
-EXPLAINS_LISTED = 20  # what a cause lists of the alerts it explains (a big area explains thousands)
 
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One publishable state change: `at` is when it happened (also the InfluxDB point's time)."""
-
-    kind: ChangeKind
-    alert: Alert
-    at: float
-
-
-@dataclass(slots=True)
-class Track:
-    """The engine's view of one (rule, subject): the alert and the raw condition behind it."""
-
-    alert: Alert
-    active: bool = True  # last reported raw condition
-    clearing_since: float | None = None  # condition gone since (firing alerts only)
-    pending_s: float = 0.0
-    clear_s: float = 0.0
-    once: bool = False
-    resolved_at: float | None = None  # decision time, for resolved tracks (InfluxDB point time)
-    resolve_message: str | None = None  # template of the message once resolved (Signal.resolve_message)
-    inhibited_by: tuple[str, str] | None = None  # the firing cause that explains it (held pending)
-    hold_from: float | None = None  # its cause resolved: pending_s counts from the cause's end
-    explains: list[str] = field(default_factory=list)  # a cause: the first alerts it explained
-    explained: int = 0  # a cause: how many alerts it explained
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "alert": alert_to_json(self.alert),
-            "active": self.active,
-            "clearing_since": self.clearing_since,
-            "pending_s": self.pending_s,
-            "clear_s": self.clear_s,
-            "once": self.once,
-            "resolved_at": self.resolved_at,
-            "resolve_message": self.resolve_message,
-            "inhibited_by": list(self.inhibited_by) if self.inhibited_by else None,
-            "hold_from": self.hold_from,
-            "explains": self.explains,
-            "explained": self.explained,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Track:
-        return cls(
-            alert=alert_from_json(data["alert"]),
-            active=bool(data.get("active", True)),
-            clearing_since=data.get("clearing_since"),
-            pending_s=float(data.get("pending_s", 0.0)),
-            clear_s=float(data.get("clear_s", 0.0)),
-            once=bool(data.get("once", False)),
-            resolved_at=data.get("resolved_at"),
-            resolve_message=data.get("resolve_message"),
-            inhibited_by=_key(data.get("inhibited_by")),
-            hold_from=data.get("hold_from"),
-            explains=list(data.get("explains") or []),
-            explained=int(data.get("explained", 0)),
-        )
-
-
-class Control(Protocol):
-    """What acts on alert changes (the trip / reconnect policy, ingest/alerts/autocontrol.py)."""
-
-    def on_message(self, inbound: Inbound, now: float) -> bool:
-        """See every inbound message before the rules; True: it was the control's own (no rule sees it)."""
-        ...
-
-    def on_changes(self, changes: Sequence[Change], now: float) -> None: ...
-
-    def on_tick(self, now: float) -> None: ...
-
-    def snapshot(self) -> dict[str, Any]: ...
-
-    def restore(self, state: Mapping[str, Any]) -> None: ...
-
-
-Prepared = Snapshot  # what `Engine.prepare` hands the committer: encoded, so the engine may go on
-
-
-@dataclass
-class EngineStats:
-    messages: int = 0
-    signals: int = 0
-    fired: int = 0
-    resolved: int = 0
-    dropped_pending: int = 0
-    rule_errors: int = 0
-    damped: int = 0
-    inhibited: int = 0  # alerts held back because a firing cause explains them
-    withdrawn: int = 0  # of those, already firing ones taken back when their cause fired
-
-
-@dataclass
-class _Dirty:
-    tracks: set[tuple[str, str]] = field(default_factory=set)
-    removed: set[tuple[str, str]] = field(default_factory=set)
-    history: list[Track] = field(default_factory=list)
-    flaps: set[tuple[str, str]] = field(default_factory=set)
-
-
-class Engine:
+class Engine(Inhibiting, Persisting):
     """Feeds every Inbound to every rule, ticks them, and runs the alert life cycle on their Signals."""
 
     def __init__(
@@ -199,7 +98,7 @@ class Engine:
         self._tracks: dict[tuple[str, str], Track] = {}
         self._recent: collections.OrderedDict[tuple[str, str], Track] = collections.OrderedDict()
         self._flips: dict[tuple[str, str], list[float]] = {}
-        self._dirty = _Dirty()
+        self._dirty = Dirty()
         self._announced: set[tuple[str, str]] = set()  # reported active in this evaluation (wants)
         if store is not None:
             self._restore(store)
@@ -375,7 +274,7 @@ class Engine:
         if a.state is AlertState.PENDING:
             return self._advance(k, now)
         if after[:4] != before[:4]:
-            return [Change("updated", _linked(track), now)]
+            return [Change("updated", linked(track), now)]
         return []
 
     def _inactive(self, k: tuple[str, str], track: Track, s: Signal, now: float) -> list[Change]:
@@ -436,14 +335,14 @@ class Engine:
         self._flip(k, now)
         self._dirty.tracks.add(k)
         self.stats.fired += 1
-        return Change("firing", _linked(track), now)
+        return Change("firing", linked(track), now)
 
     def _resolve(self, k: tuple[str, str], track: Track, now: float, ended_at: float) -> Change:
         a = track.alert
         a.state = AlertState.RESOLVED
         a.ended_at = max(ended_at, a.started_at)
         track.resolved_at = now
-        _render_resolved(track)
+        render_resolved(track)
         del self._tracks[k]
         self._dirty.tracks.discard(k)
         self._dirty.removed.add(k)
@@ -453,7 +352,7 @@ class Engine:
             self._flip(k, now)
         self.stats.resolved += 1
         self._release(k, a)
-        return Change("resolved", _linked(track), now)
+        return Change("resolved", linked(track), now)
 
     def _once(self, s: Signal, track: Track | None, now: float) -> list[Change]:
         changes: list[Change] = []
@@ -472,7 +371,7 @@ class Engine:
         a.state = AlertState.FIRING
         a.fired_at = s.at
         self.stats.fired += 1
-        changes.append(Change("firing", _copy(a), now))
+        changes.append(Change("firing", copy_alert(a), now))
         return changes + self._advance(k, now)
 
     def _correct_resolved(self, s: Signal) -> list[Change]:
@@ -487,86 +386,9 @@ class Engine:
         if (started, ended, template) == (a.started_at, a.ended_at, track.resolve_message):
             return []
         a.started_at, a.ended_at, track.resolve_message = started, ended, template
-        _render_resolved(track)
+        render_resolved(track)
         self._dirty.history.append(track)
-        return [Change("resolved", _copy(a), track.resolved_at or self.clock())]
-
-    # ---- inhibition (ingest/alerts/inhibit.py) ------------------------------------------------------
-
-    def _inhibited(self, k: tuple[str, str], track: Track, now: float) -> bool:
-        """Whether a cause holds back the alert of `k`, due to fire now."""
-        inh = self.inhibitor
-        if inh is None or not inh.is_target(k[0]):
-            return False
-        verdict = inh.verdict(k, self._cause_of)
-        if verdict is not None:
-            if verdict[0] == "inhibit" and track.inhibited_by != verdict[1]:
-                self._mark(k, track, verdict[1])
-            return True
-        if track.inhibited_by is not None:  # its cause is gone without resolving (state lost)
-            track.inhibited_by = None
-            self._dirty.tracks.add(k)
-        until = inh.explained_until(k, track.alert.started_at, track.pending_s)
-        if until is not None and now < until + track.pending_s:
-            track.hold_from = until  # its gap began in a cause that has since ended: count from that end
-            self._dirty.tracks.add(k)
-            return True
-        return False
-
-    def _cause_of(self, k: tuple[str, str]) -> tuple[AlertState, tuple[str, str] | None] | None:
-        track = self._tracks.get(k)
-        return None if track is None else (track.alert.state, track.inhibited_by)
-
-    def _mark(self, k: tuple[str, str], track: Track, cause: tuple[str, str]) -> None:
-        track.inhibited_by = cause
-        self._dirty.tracks.add(k)
-        self.stats.inhibited += 1
-        source = self._tracks.get(cause)
-        if source is not None:
-            source.explained += 1
-            if len(source.explains) < EXPLAINS_LISTED:
-                source.explains.append(link(k))
-            self._dirty.tracks.add(cause)
-
-    def _explain(self, k: tuple[str, str], now: float) -> list[Change]:
-        """A cause fires: what it explains is inhibited; what already fired since it began is withdrawn."""
-        inh = self.inhibitor
-        if inh is None or not inh.is_source(k[0]):
-            return []
-        began = self._tracks[k].alert.started_at
-        changes: list[Change] = []
-        for tk, t in list(self._tracks.items()):
-            if t.inhibited_by is not None or t.once or not inh.explains(k, tk):
-                continue
-            if t.alert.state is AlertState.PENDING:
-                self._mark(tk, t, k)
-            elif (t.alert.fired_at or 0.0) >= began:
-                changes.append(self._withdraw(tk, t, k, now))
-        return changes
-
-    def _withdraw(self, k: tuple[str, str], track: Track, cause: tuple[str, str], now: float) -> Change:
-        a = track.alert
-        out = _copy(a)
-        out.state, out.ended_at = AlertState.RESOLVED, max(now, a.started_at)
-        out.message = f"{a.message}; explained by {link(cause)}"
-        out.labels["inhibited_by"] = link(cause)
-        self._dirty.history.append(replace(track, alert=out, resolved_at=now))
-        a.state, a.fired_at = AlertState.PENDING, None  # held again, as if it had never fired
-        self._mark(k, track, cause)
-        self.stats.withdrawn += 1
-        return Change("resolved", out, now)
-
-    def _release(self, k: tuple[str, str], alert: Alert) -> None:
-        """A cause resolved: what it explained may fire after its own hold, counted from the end."""
-        inh = self.inhibitor
-        if inh is None or not inh.is_source(k[0]) or alert.ended_at is None:
-            return
-        inh.resolved(k, alert.started_at, alert.ended_at)
-        for tk, t in self._tracks.items():
-            if t.inhibited_by == k:
-                t.inhibited_by = None
-                t.hold_from = alert.ended_at if inh.restarts(tk[0]) else t.hold_from
-                self._dirty.tracks.add(tk)
+        return [Change("resolved", copy_alert(a), track.resolved_at or self.clock())]
 
     # ---- flaps --------------------------------------------------------------------------------------
 
@@ -578,102 +400,3 @@ class Engine:
 
     def _recent_flips(self, k: tuple[str, str], now: float) -> list[float]:
         return [t for t in self._flips.get(k, ()) if t > now - self.flap.window_s]
-
-    def _remember(self, k: tuple[str, str], track: Track) -> None:
-        self._recent.pop(k, None)
-        self._recent[k] = track
-        while len(self._recent) > RECENT:
-            self._recent.popitem(last=False)
-
-    # ---- persistence --------------------------------------------------------------------------------
-
-    def commit(self, snapshots: bool = True) -> None:
-        """Write what changed (and, with `snapshots`, every rule's state) in one transaction; rules
-        with a store of their own make theirs durable first."""
-        self.save(self.prepare(snapshots))
-
-    def prepare(self, snapshots: bool = True) -> Prepared | None:
-        """Make the rules' own stores durable and copy what changed since the last `prepare` (None
-        without a store). A copy: the engine goes on evaluating while it waits for its acks."""
-        for _, rule in self.rules:
-            if isinstance(rule, Flushes):
-                rule.flush()
-        if self.store is None:
-            self._dirty = _Dirty()
-            return None
-        d, self._dirty = self._dirty, _Dirty()
-        snap = encode(
-            tracks={k: self._tracks[k].to_json() for k in d.tracks if k in self._tracks},
-            removed=d.removed - set(self._tracks),
-            history=[t.to_json() for t in d.history],
-            flaps={k: self._flips.get(k, []) for k in d.flaps},
-        )
-        if snapshots:
-            for key, rule in self._stateful():
-                try:
-                    snap.rules[key] = json.dumps(rule.snapshot())
-                    if isinstance(rule, Partitioned):
-                        snap.parts[key] = encode_parts(*rule.take_changes())
-                except Exception:
-                    self.stats.rule_errors += 1
-                    log.exception("rule %s: snapshot failed", key)
-        return snap
-
-    def save(self, prepared: Prepared | None) -> None:
-        """Write a `prepare`d copy in one transaction (in the order they were prepared)."""
-        if prepared is not None and self.store is not None:
-            self.store.write(prepared)
-
-    def _stateful(self) -> list[tuple[str, Any]]:
-        """The rules and the control, each with the key its state is stored under."""
-        found: list[tuple[str, Any]] = list(self.rules)
-        if self.control is not None:
-            found.append((CONTROL_KEY, self.control))
-        return found
-
-    def _restore(self, store: Store) -> None:
-        state = store.load()
-        self._tracks = {}
-        for data in state.tracks:
-            track = Track.from_json(data)
-            self._tracks[track.alert.key] = track
-        for data in state.history[-RECENT:]:
-            track = Track.from_json(data)
-            self._remember(track.alert.key, track)
-        self._flips = {k: list(v) for k, v in state.flaps.items()}
-        for key, rule in self._stateful():
-            snap = state.rules.get(key)
-            if snap is None:
-                continue
-            try:
-                rule.restore(snap)
-                if isinstance(rule, Partitioned):
-                    rule.restore_parts(state.parts.get(key, {}))
-            except Exception:
-                self.stats.rule_errors += 1
-                log.exception("rule %s: restore failed; it starts empty", key)
-        if self._tracks:
-            log.info("alerts: restored %d current alert(s) from %s", len(self._tracks), store.path)
-
-
-def _render_resolved(track: Track) -> None:
-    if track.resolve_message is not None:
-        a = track.alert
-        a.message = track.resolve_message.replace("{duration}", human_duration(a.duration_s))
-
-
-def _key(value: Any) -> tuple[str, str] | None:
-    return (str(value[0]), str(value[1])) if value else None
-
-
-def _linked(track: Track) -> Alert:
-    """The published copy: a cause lists what it explains (`inhibits`, the first EXPLAINS_LISTED)."""
-    alert = _copy(track.alert)
-    if track.explained:
-        more = track.explained - len(track.explains)
-        alert.labels["inhibits"] = ",".join(track.explains) + (f",+{more} more" if more > 0 else "")
-    return alert
-
-
-def _copy(alert: Alert) -> Alert:
-    return replace(alert, labels=dict(alert.labels))

@@ -1,9 +1,10 @@
 """Inhibition: one alert per cause. What a firing cause explains is inhibited, not fired beside it.
 
 Layer: ingest alert engine (pure, synchronous). Must not: publish, read the clock, look at rule state or
-import the engine, rules, stores or outputs. The engine asks it, for an alert about to fire, which
-alerts could explain it (`sources`), and, for a cause that fires or resolves, which alerts it explains
-(`explains`); the life cycle around that (hold, inhibit, withdraw, release) is the engine's.
+import the engine, rules or outputs. `Inhibitor` answers, for an alert about to fire, which alerts
+could explain it (`sources`), and, for a cause that fires or resolves, which alerts it explains
+(`explains`); `Inhibiting`, mixed into the engine, does the hold, inhibit, withdraw and release on the
+engine's tracks (the engine's life cycle calls it when an alert is due to fire or resolves).
 
 Like Alertmanager's inhibit rules, but evaluated inside the engine, so an inhibited alert never
 publishes. `TABLE` says which source rule explains which target rules and how their subjects relate:
@@ -26,15 +27,28 @@ comm_fault explains missed_reading.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from ..topology import Topology
-from .model import AlertState, area_subject, gateway_subject, phase_subject
+from .model import Alert, AlertState, area_subject, gateway_subject, phase_subject
+from .track import Change, Dirty, EngineStats, Track, copy_alert
 
-__all__ = ["METER_EFFECTS", "SELF_TIMED", "TABLE", "Inhibition", "Inhibitor", "Key", "Verdict", "link"]
+__all__ = [
+    "EXPLAINS_LISTED",
+    "METER_EFFECTS",
+    "SELF_TIMED",
+    "TABLE",
+    "Inhibiting",
+    "Inhibition",
+    "Inhibitor",
+    "Key",
+    "Verdict",
+    "link",
+]
 
 Key = tuple[str, str]  # (rule, subject)
+EXPLAINS_LISTED: Final = 20  # what a cause lists of the alerts it explains (a big area explains thousands)
 Relation = Literal["same", "area", "phase", "gateway"]
 
 # what a meter shows when its supply, its gateway or itself is gone
@@ -173,3 +187,89 @@ class Inhibitor:
         else:
             for phase in info.phase if info.phase in ("A", "B", "C", "ABC") else "":
                 yield inh.source, phase_subject(info.area, phase)
+
+
+class Inhibiting:
+    """The engine's side of inhibition (mixed into `Engine`): hold, inhibit, withdraw and release
+    tracks as the table says. It keeps nothing of its own: the tracks, the dirty set and the counters
+    are the engine's."""
+
+    inhibitor: Inhibitor | None
+    stats: EngineStats
+    _tracks: dict[Key, Track]
+    _dirty: Dirty
+
+    def _inhibited(self, k: tuple[str, str], track: Track, now: float) -> bool:
+        """Whether a cause holds back the alert of `k`, due to fire now."""
+        inh = self.inhibitor
+        if inh is None or not inh.is_target(k[0]):
+            return False
+        verdict = inh.verdict(k, self._cause_of)
+        if verdict is not None:
+            if verdict[0] == "inhibit" and track.inhibited_by != verdict[1]:
+                self._mark(k, track, verdict[1])
+            return True
+        if track.inhibited_by is not None:  # its cause is gone without resolving (state lost)
+            track.inhibited_by = None
+            self._dirty.tracks.add(k)
+        until = inh.explained_until(k, track.alert.started_at, track.pending_s)
+        if until is not None and now < until + track.pending_s:
+            track.hold_from = until  # its gap began in a cause that has since ended: count from that end
+            self._dirty.tracks.add(k)
+            return True
+        return False
+
+    def _cause_of(self, k: tuple[str, str]) -> tuple[AlertState, tuple[str, str] | None] | None:
+        track = self._tracks.get(k)
+        return None if track is None else (track.alert.state, track.inhibited_by)
+
+    def _mark(self, k: tuple[str, str], track: Track, cause: tuple[str, str]) -> None:
+        track.inhibited_by = cause
+        self._dirty.tracks.add(k)
+        self.stats.inhibited += 1
+        source = self._tracks.get(cause)
+        if source is not None:
+            source.explained += 1
+            if len(source.explains) < EXPLAINS_LISTED:
+                source.explains.append(link(k))
+            self._dirty.tracks.add(cause)
+
+    def _explain(self, k: tuple[str, str], now: float) -> list[Change]:
+        """A cause fires: what it explains is inhibited; what already fired since it began is withdrawn."""
+        inh = self.inhibitor
+        if inh is None or not inh.is_source(k[0]):
+            return []
+        began = self._tracks[k].alert.started_at
+        changes: list[Change] = []
+        for tk, t in list(self._tracks.items()):
+            if t.inhibited_by is not None or t.once or not inh.explains(k, tk):
+                continue
+            if t.alert.state is AlertState.PENDING:
+                self._mark(tk, t, k)
+            elif (t.alert.fired_at or 0.0) >= began:
+                changes.append(self._withdraw(tk, t, k, now))
+        return changes
+
+    def _withdraw(self, k: tuple[str, str], track: Track, cause: tuple[str, str], now: float) -> Change:
+        a = track.alert
+        out = copy_alert(a)
+        out.state, out.ended_at = AlertState.RESOLVED, max(now, a.started_at)
+        out.message = f"{a.message}; explained by {link(cause)}"
+        out.labels["inhibited_by"] = link(cause)
+        self._dirty.history.append(replace(track, alert=out, resolved_at=now))
+        a.state, a.fired_at = AlertState.PENDING, None  # held again, as if it had never fired
+        self._mark(k, track, cause)
+        self.stats.withdrawn += 1
+        return Change("resolved", out, now)
+
+    def _release(self, k: tuple[str, str], alert: Alert) -> None:
+        """A cause resolved: what it explained may fire after its own hold, counted from the end."""
+        inh = self.inhibitor
+        if inh is None or not inh.is_source(k[0]) or alert.ended_at is None:
+            return
+        inh.resolved(k, alert.started_at, alert.ended_at)
+        for tk, t in self._tracks.items():
+            if t.inhibited_by == k:
+                t.inhibited_by = None
+                t.hold_from = alert.ended_at if inh.restarts(tk[0]) else t.hold_from
+                self._dirty.tracks.add(tk)

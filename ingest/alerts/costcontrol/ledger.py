@@ -260,8 +260,10 @@ class Ledger:
         """Charge one sample of a meter; None when the meter has no account, the sample has no
         energy register, or it is not newer than the last one."""
         acc = self.account_for_meter(gw, dev)
-        if acc is None:
-            return None
+        return None if acc is None else self.charge(acc, ts_ms, values)
+
+    def charge(self, acc: Account, ts_ms: int, values: Mapping[str, Any]) -> Charge | None:
+        """`record_sample` for the meter's account `acc` (looked up by the caller: account_for_meter)."""
         if not _is_number(values.get(TOTAL)):
             return None
         regs = {k: float(values[k]) for k in REGISTERS if k in values and _is_number(values[k])}

@@ -82,9 +82,11 @@ class CostControlRule:
         if isinstance(msg, m.Reading):
             return self._reading(inbound.gw, inbound.dev, msg, now)
         if isinstance(msg, m.Event) and msg.event is m.EventKind.RELAY_CHANGE:
-            return self._relay_state(inbound.gw, inbound.dev, msg.ts, {"relay": msg.data.get("relay")}, now)
+            state = {"relay": msg.data.get("relay")}
+            return self._relay_state(inbound.gw, inbound.dev, msg.ts, state, now, acc=self._account(inbound))
         if isinstance(msg, m.CommandResult) and msg.state:
-            return self._relay_state(inbound.gw, inbound.dev, msg.ts, dict(msg.state), now)
+            state = dict(msg.state)
+            return self._relay_state(inbound.gw, inbound.dev, msg.ts, state, now, acc=self._account(inbound))
         if "/billing/" in inbound.topic:
             return self._billing(inbound.topic, msg, now)
         return []
@@ -152,19 +154,17 @@ class CostControlRule:
 
     def _reading(self, gw: str, dev: str, reading: m.Reading, now: float) -> list[Signal]:
         signals: list[Signal] = []
-        acc: Account | None = None
+        acc = self.ledger.account_for_meter(gw, dev)
         balance: float | None = None  # after the last charge (nothing else moves it within a reading)
         for sample in in_time_order(reading):
             values = sample.values
-            charge = self.ledger.record_sample(gw, dev, sample.ts, values)
+            charge = None if acc is None else self.ledger.charge(acc, sample.ts, values)
             if charge is not None:
-                acc = acc or self.ledger.account(charge.account)
                 balance = charge.balance
                 if "balance_cny" in values:
                     signals += self._divergence(acc, values, charge.balance, now)
             if "relay" in values or "relay_commanded" in values:
-                signals += self._relay_state(gw, dev, sample.ts, values, now)
-        acc = acc or self.ledger.account_for_meter(gw, dev)
+                signals += self._relay_state(gw, dev, sample.ts, values, now, acc=acc)
         if acc is not None:
             balance = self.ledger.balance(acc.account) if balance is None else balance
             signals += self._ladder(acc, balance, now)
@@ -264,20 +264,26 @@ class CostControlRule:
                    pending_s=self.cfg.divergence_pending_s, labels=self._labels(acc))
         ]  # fmt: skip
 
+    def _account(self, inbound: Inbound) -> Account | None:
+        return self.ledger.account_for_meter(inbound.gw, inbound.dev)
+
     def _relay_state(
-        self, gw: str, dev: str, ts_ms: int, values: Mapping[str, Any], now: float
+        self, gw: str, dev: str, ts_ms: int, values: Mapping[str, Any], now: float, *, acc: Account | None
     ) -> list[Signal]:
+        """`acc`: the meter's account (ledger.account_for_meter), looked up once per message."""
         subject = meter_subject(gw, dev)
-        state = self._relay.setdefault(subject, {})
+        state = self._relay.get(subject)
+        if state is None:
+            state = self._relay[subject] = {}
         ts = ts_ms / 1000.0
         if ts < state.get("ts", 0.0):
             return []  # an older sample (spool replay) says nothing about the relay now
         state["ts"] = ts
         self._changed.add(("relay", subject))
-        for key, name in (("relay", "relay"), ("relay_commanded", "commanded")):
-            if values.get(key) in ("open", "closed"):
-                state[name] = values[key]
-        acc = self.ledger.account_for_meter(gw, dev)
+        if (relay := values.get("relay")) in ("open", "closed"):
+            state["relay"] = relay
+        if (commanded := values.get("relay_commanded")) in ("open", "closed"):
+            state["commanded"] = commanded
         signals = self._misoperation(subject, state, values, acc, now)
         if acc is not None and state.get("relay") == "closed":
             clock = self._reconnect.get(acc.account)

@@ -209,6 +209,8 @@ class ReadingHealth:
             if meter.missing != (silent > window):
                 meter.missing = silent > window
                 self._changed.add(subject)
+            if not self.wants("missed_reading", subject, meter.missing):
+                continue  # quiet meter, no alert: nothing to build (20,000 meters at every tick)
             gw, _, dev = subject.partition("/")
             heard = "ever" if meter.last_ts is None else f"since {_when(since)}"
             out.append(
