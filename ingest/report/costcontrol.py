@@ -13,6 +13,7 @@ was tripped (its last relay change before it was to open): payment -> the first 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from .episodes import Episode, alert_query, episodes
 from .model import Context, Figure, Plot, Section, Table, pct
@@ -112,38 +113,48 @@ def _relay_at(relay: list[Row], account: str, at: float) -> Row | None:
     return before[-1] if before else None
 
 
+def _reconnection(e: Episode, relay: list[Row], ctx: Context) -> dict[str, Any] | None:
+    """Payment (the arrears' end) -> the first relay change to closed, for a meter tripped at payment."""
+    assert e.end is not None
+    account = _account(e.subject)
+    last = _relay_at(relay, account, e.end)
+    if last is None or last.get("relay") != "open":
+        return None  # never tripped: nothing to reconnect
+    promise = ctx.reconnect_promise(str(last.get("gw", "")))
+    mine = [r for r in relay if str(r.get("account", "")) == account and r["time"] > e.end]
+    closed = next((r["time"] for r in mine if r.get("relay") == "closed"), None)
+    taken = (closed if closed is not None else ctx.as_of) - e.end
+    if closed is not None:
+        state = "met" if taken <= promise else "missed"
+    else:
+        state = "overdue" if taken > promise else "waiting"
+    return {
+        "account": account,
+        "paid": e.end,
+        "closed": closed,
+        "taken_s": taken,
+        "promise_s": promise,
+        "state": state,
+    }
+
+
 def _reconnections(
     arrears: list[Episode], relay: list[Row], overdue: list[Episode], period: Period, ctx: Context
 ) -> Figure:
-    rows, data, labels, hours = [], [], [], []
-    for e in arrears:
-        if e.end is None or not period.contains(e.end):
-            continue
-        account = _account(e.subject)
-        last = _relay_at(relay, account, e.end)
-        if last is None or last.get("relay") != "open":
-            continue  # never tripped: nothing to reconnect
-        promise = ctx.reconnect_promise(str(last.get("gw", "")))
-        closed = next(
-            (
-                r["time"]
-                for r in relay
-                if str(r.get("account", "")) == account and r["time"] > e.end and r.get("relay") == "closed"
-            ),
-            None,
+    found = [_reconnection(e, relay, ctx) for e in arrears if e.end is not None and period.contains(e.end)]
+    data = [d for d in found if d is not None]
+    rows = [
+        (
+            d["account"],
+            _when(d["paid"]),
+            _when(d["closed"]),
+            round(d["taken_s"] / 3600, 2),
+            round(d["promise_s"] / 3600, 1),
+            d["state"],
         )
-        taken = (closed if closed is not None else ctx.as_of) - e.end
-        state = (
-            ("met" if taken <= promise else "missed")
-            if closed is not None
-            else ("overdue" if taken > promise else "waiting")
-        )
-        rows.append(
-            (account, _when(e.end), _when(closed), round(taken / 3600, 2), round(promise / 3600, 1), state)
-        )
-        data.append({"account": account, "paid": e.end, "closed": closed, "taken_s": taken, "state": state})
-        labels.append(account)
-        hours.append(taken / 3600)
+        for d in data
+    ]
+    labels, hours = [d["account"] for d in data], [d["taken_s"] / 3600 for d in data]
     met = sum(d["state"] == "met" for d in data)
     judged = sum(d["state"] in ("met", "missed", "overdue") for d in data)
     promise_h = ctx.reconnect_promise("") / 3600

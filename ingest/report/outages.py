@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..alerts import sla
 from .episodes import Episode, alert_query, episodes
@@ -128,6 +129,22 @@ def _summary(judged: list[Judged], ctx: Context) -> Figure:
     )
 
 
+def _area_row(area: str, mine: list[Judged]) -> tuple[Any, ...]:
+    a, r = _rate(mine, "arrival"), _rate(mine, "restore")
+    minutes = [j.ep.duration(0) / 60 for j in mine if j.ep.end is not None]
+    median = round(statistics.median(minutes), 1) if minutes else None
+    return (
+        area,
+        mine[0].region,
+        len(mine),
+        f"{a['met']}/{a['judged']}",
+        pct(a["met"], a["judged"]),
+        f"{r['met']}/{r['judged']}",
+        pct(r["met"], r["judged"]),
+        median,
+    )
+
+
 def _by_area(judged: list[Judged]) -> Figure:
     areas = sorted({j.area for j in judged})
     rows, data = [], {}
@@ -135,20 +152,7 @@ def _by_area(judged: list[Judged]) -> Figure:
     for area in areas:
         mine = [j for j in judged if j.area == area]
         a, r = _rate(mine, "arrival"), _rate(mine, "restore")
-        hours = [j.ep.duration(0) / 60 for j in mine if j.ep.end is not None]
-        median = round(statistics.median(hours), 1) if hours else None
-        rows.append(
-            (
-                area,
-                mine[0].region,
-                len(mine),
-                f"{a['met']}/{a['judged']}",
-                pct(a["met"], a["judged"]),
-                f"{r['met']}/{r['judged']}",
-                pct(r["met"], r["judged"]),
-                median,
-            )
-        )
+        rows.append(_area_row(area, mine))
         data[area] = {"region": mine[0].region, "outages": len(mine), "arrival": a, "restoration": r}
         for name, n in zip(counts, (len(mine), a["met"], r["met"]), strict=True):
             counts[name].append(float(n))

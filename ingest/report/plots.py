@@ -72,6 +72,8 @@ def _draw(ax: Any, plot: Plot) -> None:
 
 
 def _axes(ax: Any, plot: Plot, positions: list[int]) -> None:
+    from matplotlib.ticker import MaxNLocator  # present: svg() checked matplotlib
+
     many = len(plot.categories) > 12
     if plot.kind == "hbar":
         ax.set_yticks(positions, plot.categories)
@@ -82,7 +84,21 @@ def _axes(ax: Any, plot: Plot, positions: list[int]) -> None:
             positions, plot.categories, rotation=60 if many else 0, ha="right" if many else "center"
         )
         ax.set_ylabel(plot.ylabel)
-    if len(plot.series) > 1 or plot.reference is not None:
-        ax.legend(frameon=False, fontsize=8)
+    if len(plot.series) > 1 or plot.reference is not None:  # above the axes: never over a bar
+        entries = len(plot.series) + (plot.reference is not None)
+        ax.legend(frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=entries)
+    if len(positions) < 4:  # a bar as wide as the chart reads badly: keep room for four categories
+        pad = (4 - len(positions)) / 2
+        axis = ax.set_ylim if plot.kind == "hbar" else ax.set_xlim
+        axis(
+            (len(positions) - 0.5 + pad, -0.5 - pad)
+            if plot.kind == "hbar"
+            else (-0.5 - pad, len(positions) - 0.5 + pad)
+        )
+    values = [v for vs in plot.series.values() for v in vs if v is not None]
+    if plot.kind != "hbar" and values and min(values) >= 0:
+        ax.set_ylim(bottom=0)  # a wait or a count read from zero, never from its smallest value
+    if all(v is None or float(v).is_integer() for values in plot.series.values() for v in values):
+        (ax.xaxis if plot.kind == "hbar" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
     ax.grid(axis="x" if plot.kind == "hbar" else "y", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)

@@ -67,21 +67,25 @@ def figures(results: Mapping[str, list[Row]], period: Period, ctx: Context) -> S
     return section
 
 
-def _completeness(results: Mapping[str, list[Row]], period: Period, ctx: Context) -> Figure:
+def _per_gateway(results: Mapping[str, list[Row]], period: Period, ctx: Context) -> dict[str, list[int]]:
+    """gw -> [stored slots, expected slots, meters, meters with no slot stored]"""
     stored: dict[tuple[str, str], dict[float, int]] = {}
     for i in _intervals(ctx):
         for r in results[_stored(i)]:
             stored.setdefault((str(r.get("gw", "")), str(r.get("dev", ""))), {})[i] = int(r.get("count") or 0)
-    meters = {**{k: ctx.default_interval_s for k in stored}, **ctx.meters}
+    meters = {**dict.fromkeys(stored, ctx.default_interval_s), **ctx.meters}
     per_gw: dict[str, list[int]] = {}
     for key, interval in meters.items():
         expected = slots(period, interval)
         got = min(stored.get(key, {}).get(interval, 0), expected)
         acc = per_gw.setdefault(key[0], [0, 0, 0, 0])
-        acc[0] += got
-        acc[1] += expected
-        acc[2] += 1
-        acc[3] += got == 0
+        for k, n in enumerate((got, expected, 1, got == 0)):
+            acc[k] += n
+    return per_gw
+
+
+def _completeness(results: Mapping[str, list[Row]], period: Period, ctx: Context) -> Figure:
+    per_gw = _per_gateway(results, period, ctx)
     rows, data = [], {}
     for gw in sorted(per_gw):
         got, expected, n, silent = per_gw[gw]
