@@ -103,10 +103,8 @@ class Partition:
         self._subjects: dict[str, bool] = {}
         self.set_topology(topology)
 
-    def set_topology(self, topology: Topology) -> list[str]:
-        """Take a reloaded topology; return the gateways whose partition it changed (linked anew into a
-        group that belongs elsewhere, or unlinked): those need the repartition procedure."""
-        before = {gw: owned for gw, owned in self._owns.items()}
+    def set_topology(self, topology: Topology) -> None:
+        """Take a reloaded topology (one `moved_by` found nothing wrong with)."""
         self.topology = topology
         self._groups = group_keys(topology)
         self._owns, self._subjects = {}, {}
@@ -120,7 +118,12 @@ class Partition:
                 self._hall_gw.setdefault(info.hall, gw)
             if info.account:
                 self._account_gw.setdefault(info.account, gw)
-        return sorted(gw for gw, owned in before.items() if self.owns_gateway(gw) != owned)
+
+    def moved_by(self, topology: Topology) -> list[str]:
+        """The gateways seen so far that `topology` would give to another partition (linked anew into a
+        group that hashes elsewhere, or unlinked): taking it needs the repartition procedure."""
+        trial = Partition(PartitionSection(index=self.index, count=self.count), topology)
+        return sorted(gw for gw, owned in self._owns.items() if trial.owns_gateway(gw) != owned)
 
     # ---- ownership ----------------------------------------------------------------------------------
 

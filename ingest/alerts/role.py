@@ -267,7 +267,8 @@ class AlertsRole:
     def reload_topology(self) -> None:
         """SIGHUP: load `cfg.topology` again and hand it to the rules (between two messages: the event
         loop runs this callback, never in the middle of the engine's synchronous work). A file that
-        does not load keeps the previous topology."""
+        does not load, or (partitioned) would move a gateway to another partition, keeps the previous
+        topology."""
         if self.cfg.topology is None:
             return
         try:
@@ -275,17 +276,19 @@ class AlertsRole:
         except Exception as exc:
             log.error("alerts: topology %s not reloaded: %s", self.cfg.topology, exc)
             return
-        self.topology = topology
         if self.partition is not None:
-            moved = self.partition.set_topology(topology)
-            if moved:  # their alerts stay where they were: see the repartition procedure
+            # every engine refuses the same file, so none takes a gateway whose alerts another holds
+            moved = self.partition.moved_by(topology)
+            if moved:
                 log.error(
-                    "alerts: the topology moves gateway(s) %s to another partition; restart the alert "
-                    "engines as docs/production.md (Repartitioning) says",
-                    ", ".join(moved[:20]),
-                )
-            topology = self.partition.share(topology)
-        self.engine.set_topology(topology)
+                    "alerts: topology %s not reloaded: it moves gateway(s) %s to another partition; "
+                    "repartition (docs/production.md) to use it",
+                    self.cfg.topology, ", ".join(moved[:20]),
+                )  # fmt: skip
+                return
+            self.partition.set_topology(topology)
+        self.topology = topology
+        self.engine.set_topology(self.partition.share(topology) if self.partition else topology)
         log.warning("alerts: topology %s reloaded: %d device(s)", self.cfg.topology, len(topology.devices))
 
     async def tick(self) -> None:

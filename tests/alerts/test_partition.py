@@ -13,7 +13,9 @@ import pytest
 from ingest.alerts.config import AlertsSection, PartitionSection
 from ingest.alerts.handover import handover, partition_of
 from ingest.alerts.partition import Partition, group_keys, owner
+from ingest.alerts.role import AlertsRole
 from ingest.alerts.store import Store
+from ingest.config import IngestConfig
 from ingest.topology import Topology
 from protocols import topics
 
@@ -268,3 +270,28 @@ def test_a_merge_takes_each_entry_from_its_owner_not_a_stale_copy(tmp_path: Path
     assert state.rules["outage:0"]["reported"] == [["area_outage", "area/area-out"]]
     with pytest.raises(FileExistsError):
         handover(sources, tmp_path / "alerts-p0of1.sqlite", merged, topo)
+
+
+async def test_a_reload_that_would_move_a_gateway_is_refused(tmp_path: Path, caplog: Any) -> None:
+    path = _write(tmp_path, TOPOLOGY)
+    doc = {
+        "mqtt": {"host": "127.0.0.1", "port": 1},
+        "topology": str(path),
+        "alerts": {"state_path": str(tmp_path / "alerts.sqlite"), "partition": {"index": 1, "count": 2}},
+    }
+    role = AlertsRole(IngestConfig.model_validate(doc), Topology.load(path))
+    try:
+        assert role.partition is not None and role.partition.owns_gateway("gw-outage")
+        before = role.topology
+        # a meter of area-out behind gw-lit: one group keyed gw-lit, which hashes to partition 0
+        linked = {**TOPOLOGY, "devices": {**TOPOLOGY["devices"], "gw-lit/l9": {"area": "area-out"}}}
+        _write(tmp_path, linked)
+        role.reload_topology()
+        assert role.topology is before and "moves gateway(s) gw-outage" in caplog.text
+        grown = {**TOPOLOGY, "devices": {**TOPOLOGY["devices"], "gw-outage/o9": {"area": "area-out"}}}
+        _write(tmp_path, grown)
+        role.reload_topology()
+        assert role.topology is not before and ("gw-outage", "o9") in role.topology.devices
+    finally:
+        role.store.close()
+        await role.writer.close()
