@@ -231,3 +231,21 @@ def test_config_refuses_a_wildcard_and_unknown_objects() -> None:
         Dlt698Device(kind="dlt698", id="m", address=A1, objects=["energy_import_kwh", "no_such_value"])
     dev = Dlt698Device(kind="dlt698", id="m", address=A1, objects=["00100200", "energy_import_t1_kwh"])
     assert dev.bus_addresses() == [("DL/T 698.45", A1)]
+
+
+async def test_a_command_whose_reply_is_lost_is_not_sent_again(tmp_path: Path) -> None:
+    meter = Meter698(A1)
+    async with sim_line([meter], baud=2400, parity="E") as (path, line), Bus("b", path, LINE) as bus:
+        d = driver(bus, A1, tmp_path, control=True, retries=1, reply_timeout_ms=200)
+        line.faults.silence = 1.0  # the meter acts, its replies are lost
+        outcome = await d.execute("trip", {})
+        master = SecurityRequest(
+            b"\x01\x02", ciphered=True, verify=Verify.SID_MAC, sid=Sid(1, b""), mac=b"\x00" * 4
+        )
+        relayed = await d.execute("raw_apdu", {"apdu": master.encode().hex()})
+    assert outcome.status == "failed" and "not confirmed" in outcome.reason and meter.relay_open
+    assert relayed.status == "failed"
+    sent = [type(a).__name__ for a in meter.requests]
+    # one ACTION, one relayed APDU; only the read-backs (reads) are retried
+    assert sent.count("ActionRequest") == 1 and sent.count("SecurityRequest") == 1
+    assert sent.count("GetListRequest") == 4, sent

@@ -316,7 +316,7 @@ class Dlt698Driver(Driver):
         self, action: str, request: Frame, answer: dict[str, Any], *, read_back: bool
     ) -> CommandOutcome:
         try:
-            await self.session.transact(request, Priority.COMMAND)
+            await self.session.transact(request, Priority.COMMAND, once=True)
         except MeterRefused as exc:
             state = await self._read_back() if read_back else {}
             return CommandOutcome("failed", f"meter refused {action}: {exc}", state=state)
@@ -352,7 +352,7 @@ class Dlt698Driver(Driver):
     async def _relay(self, apdu: bytes) -> CommandOutcome:
         request = relay_request(self.address, apdu, ca=self.session.ca)
         try:
-            frame = await self.session.exchange(request, Priority.COMMAND)
+            frame = await self.session.exchange(request, Priority.COMMAND, once=True)
         except GatewayError as exc:
             return CommandOutcome(
                 "failed", f"relayed APDU not answered: {exc}", state=await self._read_back()

@@ -12,6 +12,7 @@ A NormalList comes back split between its results, a record read between its row
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -64,20 +65,27 @@ class Session:
         self._sequence = (self._sequence + 1) % 64
         return piid(self._sequence)
 
-    async def exchange(self, request: Frame, priority: Priority = Priority.POLL) -> Frame:
-        """One request and the meter's reply frame as matched, unchecked (a relayed APDU's reply)."""
+    async def exchange(
+        self, request: Frame, priority: Priority = Priority.POLL, *, once: bool = False
+    ) -> Frame:
+        """One request and the meter's reply frame as matched, unchecked (a relayed APDU's reply).
+        `once`: never sent again when the reply is lost or garbled (a SET / ACTION may have run, and a
+        relayed ciphertext twice may be a second recharge); reads are retried as configured."""
+        timing = self._timing()
         reply: Frame = await self.bus.transact(
             request.encode(self.preamble),
             lambda: ReplyMatcher.for_request(request),
-            self._timing(),
+            dataclasses.replace(timing, retries=0) if once else timing,
             priority=priority,
             device=self.device,
         )
         return reply
 
-    async def transact(self, request: Frame, priority: Priority = Priority.POLL) -> Reply:
+    async def transact(
+        self, request: Frame, priority: Priority = Priority.POLL, *, once: bool = False
+    ) -> Reply:
         """The checked reply; raises BusError, MeterRefused, ErrorResponse, DecodeError."""
-        return check_reply(request, await self.exchange(request, priority))
+        return check_reply(request, await self.exchange(request, priority, once=once))
 
     async def get(self, oads: Sequence[Oad], priority: Priority = Priority.POLL) -> list[GetResult]:
         """GET-Normal for one object, NormalList for several; a DAR comes back in its result."""
