@@ -11,6 +11,7 @@ Promises: ingest/alerts/sla.py, by the area's region (topology) and the outage r
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,17 +78,32 @@ def _judge(ep: Episode, arrived: float | None, ctx: Context) -> Judged:
     return Judged(ep, area, region, promise, arrival_s, arrival, restore)
 
 
-def _arrivals(eps: list[Episode], actions: list[Row]) -> dict[int, float]:
-    """Episode index -> first arrival in [its start, the next episode of its subject's start)."""
+def _windows(eps: list[Episode]) -> list[tuple[float, float]]:
+    """Each outage's window for its crew's arrival: from its start to the next outage of its subject."""
+    out = []
+    for ep in eps:
+        later = [e.start for e in eps if e.subject == ep.subject and e.start > ep.start]
+        out.append((ep.start, min(later, default=math.inf)))
+    return out
+
+
+def _arrivals(eps: list[Episode], actions: list[Row], section: Section) -> dict[int, float]:
+    """Episode index -> its first arrival; arrivals in no outage's window are counted in the notes."""
     out: dict[int, float] = {}
-    for i, ep in enumerate(eps):
-        nxt = min((e.start for e in eps if e.subject == ep.subject and e.start > ep.start), default=None)
-        for a in actions:
-            if (a.get("rule"), a.get("subject")) != (ep.rule, ep.subject) or a["time"] < ep.start:
-                continue
-            if nxt is None or a["time"] < nxt:
-                out[i] = a["time"]
-                break
+    unmatched = 0
+    windows = _windows(eps)
+    for a in actions:
+        hits = [
+            i
+            for i, ep in enumerate(eps)
+            if (a.get("rule"), a.get("subject")) == (ep.rule, ep.subject)
+            and windows[i][0] <= a["time"] < windows[i][1]
+        ]
+        for i in hits[:1]:
+            out.setdefault(i, a["time"])  # actions come sorted by time: the first one stays
+        unmatched += not hits
+    if unmatched:
+        section.notes.append(f"{unmatched} 'arrived' action(s) fell in no outage that started in the period")
     return out
 
 
@@ -97,7 +113,7 @@ def figures(results: Mapping[str, list[Row]], period: Period, ctx: Context) -> S
     eps = [e for e in eps if period.contains(e.start)]
     if bad:
         section.notes.append(f"{bad} outage alert point(s) without state or started_at were skipped")
-    arrivals = _arrivals(eps, results[ARRIVALS])
+    arrivals = _arrivals(eps, results[ARRIVALS], section)
     judged = [_judge(ep, arrivals.get(i), ctx) for i, ep in enumerate(eps)]
     section.figures += [_summary(judged, ctx), _by_area(judged), _misses(judged), _listing(judged)]
     return section

@@ -32,14 +32,23 @@ class Source:
 
     @classmethod
     def from_config(cls, cfg: InfluxSection, url: str | None = None, database: str | None = None) -> Source:
+        """`url` overrides the config's; user:password in a URL become its credentials (urllib would
+        take them for the host name) unless the config names a user or a token."""
+        parts = urllib.parse.urlsplit((url or cfg.url).rstrip("/"))
+        user, password = parts.username, parts.password
         headers: list[tuple[str, str]] = []
         if cfg.version == 2 and cfg.token:
             headers.append(("Authorization", f"Token {cfg.token}"))
-        elif cfg.username is not None:
-            token = base64.b64encode(f"{cfg.username}:{cfg.password or ''}".encode()).decode()
-            headers.append(("Authorization", f"Basic {token}"))
+        elif cfg.username is not None or user is not None:
+            pair = (
+                f"{cfg.username}:{cfg.password or ''}"
+                if cfg.username is not None
+                else f"{user}:{password or ''}"
+            )
+            headers.append(("Authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
+        plain = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         db = database or (cfg.bucket.split("/")[0] if cfg.version == 2 else cfg.database)
-        return cls((url or cfg.url).rstrip("/"), db, tuple(headers), cfg.timeout_s)
+        return cls(plain, db, tuple(headers), cfg.timeout_s)
 
     def query(self, text: str) -> list[dict[str, Any]]:
         """The series of one InfluxQL statement (times in epoch milliseconds)."""

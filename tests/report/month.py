@@ -69,6 +69,8 @@ def outages() -> list[str]:
     lines += episode("area_outage", "area/area-u", t(20, 9), t(20, 14, 30))
     lines.append(action("area_outage", "area/area-u", "arrived", t(20, 9, 50)))
     lines.append(action("area_outage", "area/area-u", "ack", t(20, 9, 5)))  # not an arrival
+    lines.append(action("area_outage", "area/area-u", "arrived", t(20, 10)))  # the second crew: not first
+    lines.append(action("area_outage", "area/area-x", "arrived", t(21, 10)))  # no such outage: noted
     # O3 rural phase outage: restored after 30 min, no crew: arrival not due, restoration met
     lines += episode("phase_outage", "area/area-r/phase-B", t(10, 8), t(10, 8, 30))
     # O4 rural: started on the 28th, still open when the report is made: both promises missed

@@ -70,6 +70,8 @@ def test_outages_are_timed_against_the_promise_by_area(november: dict[str, Any])
         "arrival": {"met": 0, "judged": 1},
         "restoration": {"met": 1, "judged": 2},
     }
+    notes = november["data"]["notes"]["outages"]
+    assert notes == ["1 'arrived' action(s) fell in no outage that started in the period"]
     misses = {
         (m["subject"], m["start"]): m["missed"]
         for m in figure(november, "outages", "outage_misses")["misses"]
@@ -196,3 +198,21 @@ def test_quantile_and_ident() -> None:
     assert quantile([], 0.5) is None and quantile([7.0], 0.9) == 7.0
     assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5 and quantile([10.0, 20.0], 0.9) == pytest.approx(19.0)
     assert ident(7.0) == ident("7.0") == ident(7) == "7" and ident("A12") == "A12" and ident(None) == ""
+
+
+def test_credentials_of_the_config_are_sent_and_kept_off_the_page(tmp_path: Path) -> None:
+    from ingest.config import InfluxSection
+    from ingest.report.errors import QueryFailed
+    from ingest.report.source import Source
+
+    server = InfluxDB(tmp_path / "influxd", admin=("admin", "s3cret"))
+    with server:
+        server.write(month.lines())
+        anonymous = Source.from_config(InfluxSection(url=server.url))
+        with pytest.raises(QueryFailed, match=r"HTTP 401 .* for: SELECT"):
+            anonymous.query('SELECT count("score") FROM "rating"')
+        configured = Source.from_config(InfluxSection(url=server.url, username="admin", password="s3cret"))
+        in_url = Source.from_config(InfluxSection(), f"http://admin:s3cret@127.0.0.1:{server.port}")
+        for source in (configured, in_url):
+            assert source.query('SELECT count("score") FROM "rating"')[0]["values"][0][1] == 8
+            assert source.url == server.url  # what the page and the errors show: no password
