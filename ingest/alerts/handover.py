@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocols.errors import ConfigError
+
 from ..topology import Topology
 from .config import PartitionSection
 from .partition import Partition
@@ -65,14 +67,15 @@ def handover(
     account_of: Callable[[str], Any] = lambda _: None,
     history: int = 10_000,
 ) -> Handed:
-    """Write `target` (which must not exist) from `sources` for partition `new`."""
+    """Write `target` (which must not exist) from `sources` for partition `new`; ConfigError naming
+    `alerts.partition` when a source is missing or the target exists."""
     if target.exists():
-        raise FileExistsError(f"alerts: {target} exists: a handover only starts a new state file")
+        raise ConfigError([f"alerts.partition: {target} exists: a handover only starts a new state file"])
     out = _State()
     handed = Handed()
     for path in sources:
         if not path.exists():
-            raise FileNotFoundError(f"alerts.partition.inherit_from: {path} does not exist")
+            raise ConfigError([f"alerts.partition.inherit_from: {path} does not exist"])
         old = Partition(partition_of(path), topology)
         old.account_of = account_of
 

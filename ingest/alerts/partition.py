@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from protocols.errors import ConfigError
 from protocols.topics import PREFIX
 
 from ..topology import DeviceInfo, Topology
@@ -235,7 +236,7 @@ class PartitionedEngine(Engine):
 def copy_state(source: Path, target: Path) -> None:
     """A consistent copy of an SQLite state file (its WAL included) through SQLite's backup API."""
     if not source.exists():
-        raise FileNotFoundError(f"alerts.partition.inherit_from: {source} does not exist")
+        raise ConfigError([f"alerts.partition.inherit_ledger_from: {source} does not exist"])
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)

@@ -254,6 +254,12 @@ class AlertsRole:
                 for task in tasks:
                     task.cancel()
         finally:
+            if self.partition is not None:
+                log.info(
+                    "alerts: partition %d of %d: %d delivery(ies) of other partitions ignored, %d signal(s) "
+                    "about their subjects dropped", self.partition.index, self.partition.count,
+                    self.partition.foreign_messages, self.partition.foreign_signals,
+                )  # fmt: skip
             try:
                 await self.committer.drain()
                 self.engine.commit()

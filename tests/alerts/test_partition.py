@@ -18,6 +18,7 @@ from ingest.alerts.store import Store
 from ingest.config import IngestConfig
 from ingest.topology import Topology
 from protocols import topics
+from protocols.errors import ConfigError
 
 from .partition_stream import TOPOLOGY, Engines, run_stream
 
@@ -268,7 +269,7 @@ def test_a_merge_takes_each_entry_from_its_owner_not_a_stale_copy(tmp_path: Path
     store.close()
     assert state.rules["outage:0"]["meters"] == {"gw-outage/o1": {"last_seen": 99.0}, "gw-hall/pad": {"x": 9}}
     assert state.rules["outage:0"]["reported"] == [["area_outage", "area/area-out"]]
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ConfigError, match="exists: a handover only starts a new state file"):
         handover(sources, tmp_path / "alerts-p0of1.sqlite", merged, topo)
 
 
