@@ -142,9 +142,13 @@ class Dlt645Driver(Driver):
 
     # ---- transactions ---------------------------------------------------------------------------
 
-    async def transact(self, request: DltFrame, priority: Priority = Priority.POLL) -> DltFrame:
+    async def transact(
+        self, request: DltFrame, priority: Priority = Priority.POLL, *, once: bool = False
+    ) -> DltFrame:
+        """One request and its reply. `once`: never re-sent when the reply is lost (a control command
+        the meter may already have carried out); reads are retried as configured."""
         timing = self.transaction_timing(
-            self.cfg.reply_timeout_ms, self.cfg.byte_timeout_ms, self.cfg.retries
+            self.cfg.reply_timeout_ms, self.cfg.byte_timeout_ms, 0 if once else self.cfg.retries
         )
         reply: DltFrame = await self.bus.transact(
             request.encode(self.cfg.preamble),
@@ -323,11 +327,12 @@ class Dlt645Driver(Driver):
             until = now + dt.timedelta(seconds=CONTROL_VALID_S)
             request = control_request(self.cfg.address, command, until, creds)
         try:
-            check_reply(await self.transact(request, Priority.COMMAND))
+            check_reply(await self.transact(request, Priority.COMMAND, once=True))
         except MeterRefused as exc:
             return CommandOutcome("failed", f"meter refused {action}: {exc}", state=await self._read_back())
         except (GatewayError, ProtocolError) as exc:
-            return CommandOutcome("failed", f"{action} not confirmed: {exc}")
+            # sent once: the meter may have acted on it; its relay state tells
+            return CommandOutcome("failed", f"{action} not confirmed: {exc}", state=await self._read_back())
         return CommandOutcome("done", answer={"function": "0x1c"}, state=await self._read_back())
 
     async def _read_back(self) -> dict[str, Scalar | None]:
