@@ -43,6 +43,7 @@ TOPOLOGY: dict[str, Any] = {
     },
 }
 Change3 = tuple[str, str, str]  # (kind, rule, subject)
+Detail = tuple[Any, ...]  # what a change says: kind, rule, subject, severity, times, value, message, when
 
 
 class Recorded(SyncedRole):
@@ -50,10 +51,16 @@ class Recorded(SyncedRole):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.changes: list[Change3] = []
+        self.details: list[Detail] = []
         super().__init__(*args, **kwargs)
 
     async def _step(self, changes: list[Change], batch: list[Delivery]) -> asyncio.Future[None]:
         self.changes += [(c.kind, c.alert.rule, c.alert.subject) for c in changes]
+        self.details += [
+            (c.kind, a.rule, a.subject, a.severity, a.started_at, a.ended_at, a.value, a.message, c.at)
+            for c in changes
+            for a in [c.alert]
+        ]
         return await super()._step(changes, batch)
 
 
@@ -66,6 +73,10 @@ class Running:
     @property
     def changes(self) -> list[Change3]:
         return self.role.changes
+
+    @property
+    def details(self) -> list[Detail]:
+        return self.role.details
 
 
 class Engines:

@@ -136,6 +136,7 @@ async def test_two_partitions_raise_the_alerts_of_one_engine(
     assert {("area_outage", "firing"), ("area_outage", "resolved"), ("hall_wait", "firing")} <= kinds
     assert {("hall_wait", "resolved"), ("arrears", "firing"), ("arrears", "resolved")} <= kinds
     assert sorted(parts[0].changes + parts[1].changes) == sorted(expected)
+    assert sorted(parts[0].details + parts[1].details, key=repr) == sorted(ref.details, key=repr)
     for i, part in enumerate(parts):  # each raised only what it owns
         assert part.changes and all(owner(subject_gateway(s), 2) == i for _, _, s in part.changes)
         assert part.role.partition is not None and part.role.partition.foreign_messages > 0
@@ -193,6 +194,8 @@ async def test_repartition_loses_no_alert_and_raises_none_twice(
     before = [c for run in olds for c in run.changes]
     after = [c for run in news for c in run.changes]
     assert sorted(before + after) == sorted(ref.changes)  # none lost, none twice
+    details = [d for run in [*olds, *news] for d in run.details]
+    assert sorted(details, key=repr) == sorted(ref.details, key=repr)  # and each says the same
     assert not [c for c in after if c[0] == "firing" and (c[1], c[2]) in firing_at_switch]
     resolved_after = {(rule, subject) for kind, rule, subject in after if kind == "resolved"}
     assert ("area_outage", "area/area-out") in resolved_after  # handed over, then resolved by its owner
