@@ -1,4 +1,4 @@
-"""Local Mosquitto and InfluxDB 1.x processes for tests, the demo and the soak harness.
+"""Local Mosquitto, InfluxDB 1.x and Alertmanager processes for tests, the demo and the soak harness.
 
 Each service runs on a free loopback port with its config and data in a directory of its own, is
 started with `start()` (which waits until it accepts connections) and stopped by PID with `stop()`;
@@ -229,6 +229,117 @@ class InfluxDB(_Process):
                     raise ServiceError(f"write: HTTP {resp.status}")
         except urllib.error.HTTPError as exc:
             raise ServiceError(f"write: HTTP {exc.code}: {exc.read()[:300]!r}") from None
+
+
+@dataclass
+class Alertmanager(_Process):
+    """A private Prometheus Alertmanager (Debian's `prometheus-alertmanager`): HA clustering off, its
+    data (silences, notification log) under `workdir`, and `config` as its alertmanager.yml, by default
+    one route sending every alert, ungrouped and at once, to the webhook `receiver_url` (resolutions
+    too). `alerts()` and `silence()` use its v2 API."""
+
+    receiver_url: str = ""
+    config: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        conf = self.workdir / "alertmanager.yml"
+        conf.write_text(self.config or _alertmanager_conf(self.receiver_url))
+        argv = [
+            find_binary("prometheus-alertmanager", "prometheus-alertmanager"),
+            f"--config.file={conf}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",  # no gossip port: several may run side by side
+            "--log.level=warn",
+        ]
+        self._spawn(argv, "alertmanager.log")
+        assert self.proc is not None
+        try:
+            _wait_port(self.port, self.proc, self.workdir / "alertmanager.log", 20)
+            self._wait_ready()
+        except ServiceError as exc:
+            self.stop()
+            raise ServiceError(f"alertmanager: {exc}") from None
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp,
+            ):
+                if resp.status == 200:
+                    return
+            time.sleep(0.1)
+        raise ServiceError("not ready (/-/ready)")
+
+    def api(self, method: str, path: str, body: object = None) -> object:
+        """One v2 API call (`path` after /api/v2); the decoded JSON answer (raises ServiceError)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.url}/api/v2{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                answer = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise ServiceError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:300]!r}") from None
+        return json.loads(answer) if answer else None
+
+    def alerts(self, **params: str) -> list[dict[str, object]]:
+        """GET /api/v2/alerts (active, silenced and inhibited ones unless `params` say otherwise)."""
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        answer = self.api("GET", f"/alerts{query}")
+        assert isinstance(answer, list)
+        return answer
+
+    def silence(self, matchers: dict[str, str], seconds: float = 3600.0, comment: str = "test") -> str:
+        """Silence the alerts whose labels equal `matchers` for `seconds`; the silence's id."""
+        now = time.time()
+        answer = self.api(
+            "POST",
+            "/silences",
+            {
+                "matchers": [{"name": k, "value": v, "isRegex": False} for k, v in matchers.items()],
+                "startsAt": _rfc3339(now),
+                "endsAt": _rfc3339(now + seconds),
+                "createdBy": "gridedge",
+                "comment": comment,
+            },
+        )
+        assert isinstance(answer, dict)
+        return str(answer["silenceID"])
+
+
+def _rfc3339(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+
+
+def _alertmanager_conf(receiver_url: str) -> str:
+    """Every alert to one webhook, each alone (group_by '...') and at once; resolutions too. Without a
+    URL the receiver has no integration (Alertmanager still keeps and serves the alerts)."""
+    hook = (
+        f'\n    webhook_configs:\n      - url: "{receiver_url}"\n        send_resolved: true'
+        if receiver_url
+        else ""
+    )
+    return f"""route:
+  receiver: hook
+  group_by: ['...']
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook{hook}
+"""
 
 
 def _influx_conf(workdir: Path, port: int, rpc_port: int, *, auth: bool = False) -> str:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what `make demo` and `make test` need on a Debian machine:
-#   - Debian's mosquitto and influxdb (InfluxDB 1.x) when their binaries are missing (needs root),
+#   - Debian's mosquitto, influxdb (InfluxDB 1.x) and prometheus-alertmanager when their binaries are
+#     missing (needs root),
 #   - python3-venv when the interpreter cannot make a virtualenv,
 #   - .venv with gridedge installed in editable mode with its test extras.
 # On other systems it says exactly what to install and stops.
@@ -14,6 +15,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 have mosquitto || need_apt+=(mosquitto)
 have openssl || need_apt+=(openssl)  # the TLS tests make their certificates with it
 have influxd || need_apt+=(influxdb)
+have prometheus-alertmanager || need_apt+=(prometheus-alertmanager)  # the alerts' Alertmanager output tests
 have mbpoll || need_apt+=(mbpoll)
 # tests/deploy/test_compose.py validates docker-compose.yml with `docker-compose config` (offline, no daemon)
 if ! have docker-compose && ! docker compose version >/dev/null 2>&1; then need_apt+=(docker-compose); fi
@@ -31,7 +33,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "gridedge bootstrap: this is not a Debian-like system (no apt-get)." >&2
-    echo "  install by hand: Mosquitto >= 2.0 (mosquitto), InfluxDB 1.x (influxd), mbpoll, Python >= 3.11 with venv" >&2
+    echo "  install by hand: Mosquitto >= 2.0 (mosquitto), InfluxDB 1.x (influxd), Alertmanager, mbpoll, Python >= 3.11 with venv" >&2
     exit 1
   fi
   echo "gridedge bootstrap: apt-get install ${need_apt[*]}"

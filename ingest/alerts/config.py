@@ -8,6 +8,7 @@ connect anywhere or read the clock.
       tick_s: 5
       flap: {max_flips: 4, window_s: 3600, hold_s: 1800}
       webhook: {url: https://ops.example/hook, timeout_s: 5, retries: 5}
+      alertmanager: {url: http://127.0.0.1:9093, resend_s: 60, lease_s: 300}
       autocontrol: {enabled: false, hours: "08:00-17:00", approval: true, max_per_hour: 30}
       partition: {index: 0, count: 2}   # this engine's share of the gateways (ingest/alerts/partition.py)
       rules:
@@ -54,6 +55,54 @@ class WebhookSection(Frozen):
     backoff_max_s: float = Field(default=60.0, gt=0)
     queue: int = Field(default=1000, ge=1, description="changes waiting to be sent before drops")
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
+
+
+class AlertmanagerSection(Frozen):
+    """Optional: alerts POSTed to a Prometheus Alertmanager's v2 API (ingest/alerts/alertmanager.py).
+    A firing alert is re-sent every `resend_s` with `endsAt` = now + `lease_s`, so Alertmanager ends
+    it by itself `lease_s` after gridedge stops saying it fires; a resolved one is sent with its end.
+    Never blocks the engine: the latest state of each alert waits in a bounded set for one sender."""
+
+    url: HttpUrl | None = Field(
+        default=None, description="Alertmanager's base URL, e.g. http://127.0.0.1:9093; none: off"
+    )
+    timeout_s: float = Field(default=5.0, gt=0)
+    resend_s: float = Field(default=60.0, gt=0, description="firing alerts are re-sent this often")
+    lease_s: float = Field(
+        default=300.0, gt=0, description="endsAt of a firing alert: now + this (at least 2 x resend_s)"
+    )
+    batch: int = Field(default=500, ge=1, description="alerts per POST")
+    queue: int = Field(
+        default=10_000, ge=1, description="ended alerts waiting to be sent before more are dropped"
+    )
+    backoff_s: float = Field(default=1.0, gt=0, description="first back-off; doubles, full jitter")
+    backoff_max_s: float = Field(default=60.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="added to every alert, e.g. {source: gridedge, company: x}"
+    )
+    generator_url: str | None = Field(
+        default=None, description="generatorURL, with {rule} and {subject} replaced (URL-quoted)"
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlives_resends(self) -> AlertmanagerSection:
+        if self.lease_s < 2 * self.resend_s:
+            raise ValueError(
+                f"lease_s {self.lease_s:g} must be at least 2 x resend_s {self.resend_s:g}: otherwise "
+                "Alertmanager ends a firing alert when one re-send is late"
+            )
+        return self
+
+    @field_validator("generator_url")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(rule="r", subject="s")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{value!r}: only {{rule}} and {{subject}} are replaced ({exc})") from None
+        return value
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -182,6 +231,7 @@ class AlertsSection(Frozen):
     client_id_suffix: str = Field(default="-alerts", description="MQTT client id = mqtt.client_id + this")
     flap: FlapSection = FlapSection()
     webhook: WebhookSection = WebhookSection()
+    alertmanager: AlertmanagerSection = AlertmanagerSection()
     autocontrol: AutoControlSection = AutoControlSection()
     partition: PartitionSection | None = Field(
         default=None, description="this engine's share when several alert engines split the gateways"

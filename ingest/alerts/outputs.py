@@ -31,6 +31,9 @@ millisecond is moved 1 ms later so both stay. Lines the database cannot take rig
 
 Webhook (optional): each change POSTed as the same JSON as on MQTT; a bounded queue feeds one sender
 task that retries with exponential back-off and full jitter; a full queue drops the change and counts it.
+
+Alertmanager (optional, `alerts.alertmanager`): the same message handed to ingest/alerts/alertmanager.py,
+which keeps each alert's latest state for its own sender task (its figures: `alertmanager.stats`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import random
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -56,9 +60,10 @@ from ..errors import RetryableWrite
 from ..influx import InfluxWriter
 from ..lineproto import point
 from ..subscriber import configure
-from .config import WebhookSection
+from .alertmanager import AlertmanagerOutput
+from .config import AlertmanagerSection, WebhookSection
 from .engine import Change
-from .model import AlertState, subject_kind
+from .model import Alert, AlertState, subject_kind
 
 log = logging.getLogger("ingest.alerts")
 
@@ -245,10 +250,14 @@ class Outputs:
         publisher: Publisher | None,
         writer: InfluxWriter | None,
         webhook: WebhookSection | None = None,
+        alertmanager: AlertmanagerSection | None = None,
     ) -> None:
         self.publisher = publisher
         self.writer = writer
         self.webhook = webhook if webhook is not None and webhook.url else None
+        self.alertmanager = (
+            AlertmanagerOutput(alertmanager) if alertmanager is not None and alertmanager.url else None
+        )
         self.stats = OutputStats()
         self._lines: list[str] = []
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=webhook.queue if webhook else 1)
@@ -268,6 +277,8 @@ class Outputs:
                 continue
             sent += await self._publish(change, body)
             self._enqueue(body)
+            if self.alertmanager is not None:  # records the latest state only: never waits
+                self.alertmanager.put(message(change))
         return sent
 
     async def send(self, topic: str, data: bytes, *, retain: bool = False) -> list[Sent]:
@@ -355,6 +366,15 @@ class Outputs:
                 else:
                     self.stats.webhook_sent += 1
                     break
+
+    async def run_alertmanager(self, current: Iterable[Alert]) -> None:
+        """The Alertmanager sender (a named task of the role), first given the engine's `current`
+        alerts' firing ones; returns at once without `alerts.alertmanager.url`."""
+        if self.alertmanager is None:
+            return
+        firing = [a for a in current if a.state is AlertState.FIRING]
+        self.alertmanager.seed(message(Change("firing", a, a.fired_at or a.started_at)) for a in firing)
+        await self.alertmanager.run()
 
     async def close(self) -> None:
         with contextlib.suppress(RetryableWrite):

@@ -164,7 +164,8 @@ class AlertsRole:
         self.engine = self._build_engine(clock)
         self.autocontrol = self.engine.control if isinstance(self.engine.control, AutoControl) else None
         self.writer = make_writer(cfg.influx)
-        self.outputs = Outputs(Publisher(cfg.mqtt, client_id + "-pub"), self.writer, section.webhook)
+        publisher = Publisher(cfg.mqtt, client_id + "-pub")
+        self.outputs = Outputs(publisher, self.writer, section.webhook, section.alertmanager)
         self.committer = Committer(self.engine, self.outputs, self._acknowledge)
         self.stats = RoleStats()
         self._lock = asyncio.Lock()
@@ -249,6 +250,7 @@ class AlertsRole:
                     tg.create_task(self.subscriber.watch(), name="alerts:watch-network"),
                     tg.create_task(self._ticker(), name="alerts:tick"),
                     tg.create_task(self.outputs.run_webhook(), name="alerts:webhook"),
+                    tg.create_task(self.outputs.run_alertmanager(self.engine.alerts()), name="alerts:am"),
                 ]
                 await stop.wait()
                 for task in tasks:
