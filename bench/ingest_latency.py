@@ -13,6 +13,12 @@ every 10 ms loads the machine more, the more latency grows, and measures itself.
 `--role writer` (the default) runs what bench/ingest_throughput.py measures the maximum rate of; `--role all`
 runs the alert engine in the same process too (`gridedge ingest run`'s default), which shares its core.
 Printed: p50 / p90 / p99 / max over the probed readings, and whether every reading arrived.
+
+With `--role all` the alert engine is watched too (bench/engine_watch.py, from its state file and an
+alert subscriber): its lag behind the stream (readings published but not yet evaluated, sampled every
+0.25 s, at each quarter of the run and its growth over the second half: flat when it keeps up), where
+its state is when publishing ends, reading -> evaluated (and saved) over probed readings, and
+reading -> alert over every register_decrease change the stream raises (goal: lag flat, p99 < 0.5 s).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import queue
 import statistics
 import subprocess
@@ -31,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.engine_watch import AlertWatch, EngineWatch, quantiles  # noqa: E402
 from bench.mqtt_load import Blaster, publish_packet, reading_values  # noqa: E402
 from bench.workdir import run_dir  # noqa: E402
 from gridedge.services import InfluxDB, Mosquitto  # noqa: E402
@@ -40,6 +48,25 @@ def payload(dev: str, seq: int, ts: int) -> bytes:
     return json.dumps(
         {"schema": 1, "gw": "gw-lat", "dev": dev, "seq": seq, "ts": ts, "values": reading_values(seq)}
     ).encode()
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (/proc/<pid>/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report_engine(engine: EngineWatch, alerts: AlertWatch, at_end: int, total: int) -> None:
+    """The alert engine's lines (`--role all`)."""
+    time.sleep(1)  # the last alert changes in flight
+    alerts.close()
+    print(f"alert engine lag (readings published, not yet evaluated): {engine.lag_profile()}")
+    print(f"alert engine state when publishing ended: {at_end:,} of {total:,} readings evaluated")
+    print(f"reading -> evaluated (state saved): {quantiles(engine.latencies)} (goal p99 < 0.5 s)")
+    print(
+        f"reading -> alert (register_decrease firing/updated, {len(alerts.latencies)} of {alerts.expected} "
+        f"matched, {alerts.unmatched} unmatched): {quantiles(alerts.latencies)}"
+    )
 
 
 def main() -> None:
@@ -103,6 +130,17 @@ def main() -> None:
                 )
                 stream.append((dev, ts, packet))
             time.sleep(3)
+            engine = alerts = None
+            published = 0
+            if args.role == "all":
+                alerts = AlertWatch(broker.port)
+                alerts.expect(
+                    [
+                        (dev, reading_values(i + 1)["energy_import_kwh"])
+                        for i, (dev, _, _) in enumerate(stream)
+                    ]
+                )
+                engine = EngineWatch(tmp / "alerts-0.sqlite", base, 200, lambda: published)
             pub = Blaster(broker.port, "lat-pub")
             latencies: list[float] = []
             wanted: queue.Queue[tuple[str, int, float] | None] = queue.Queue(maxsize=1)
@@ -122,6 +160,9 @@ def main() -> None:
             probing.start()
 
             # every 5 ms, whatever is due by then goes out in one write
+            if engine is not None:
+                engine.start()
+            cpu0 = [_cpu_s(w.pid) for w in writers]
             t0 = time.monotonic()
             i = 0
             while i < total:
@@ -133,9 +174,16 @@ def main() -> None:
                     if wanted.empty():
                         with contextlib.suppress(queue.Full):
                             wanted.put_nowait((dev, ts, sent))
-                    i = due
+                    if engine is not None and alerts is not None:
+                        alerts.published(i, due, sent)
+                        if not engine.wanted:
+                            engine.wanted.append((dev, ts, sent))
+                    i = published = due
                 time.sleep(0.005)
-            achieved = total / (time.monotonic() - t0)
+            elapsed = time.monotonic() - t0
+            achieved = total / elapsed
+            busy = [(_cpu_s(w.pid) - c) / elapsed for w, c in zip(writers, cpu0, strict=True)]
+            at_end = engine.stop() if engine is not None else 0
             wanted.put(None)
             probing.join(35)
             pub.wait_acked(total)
@@ -148,13 +196,17 @@ def main() -> None:
             q = statistics.quantiles(latencies, n=100)
             print(
                 f"{args.writers} writer(s) (--role {args.role}), {achieved:.0f} readings/s offered "
-                f"for {args.seconds:.0f} s, {stored}/{total} stored"
+                f"for {args.seconds:.0f} s, {stored}/{total} stored; ingest process CPU while publishing: "
+                + ", ".join(f"{b:.0%} of a core" for b in busy)
+                + f"; load {os.getloadavg()[0]:.2f}"
             )
             print(
                 f"publish -> queryable over {len(latencies)} probes: p50 {q[49] * 1000:.0f} ms, "
                 f"p90 {q[89] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
                 "(goal p99 < 1 s)"
             )
+            if engine is not None and alerts is not None:
+                report_engine(engine, alerts, at_end, total)
         finally:
             for writer in writers:
                 writer.terminate()

@@ -179,3 +179,25 @@ def test_prepare_encodes_its_copy_and_a_rule_state_json_cannot_hold_is_that_rule
     (key,) = [k for k in state.parts if k.startswith("reading:")]
     meter = state.parts[key][f"{GW}/m0"]
     assert meter["e_kwh"] == 1000.0
+
+
+def test_the_engines_ledger_asks_sqlite_for_other_writers_once_per_batch(tmp_path: Path) -> None:
+    """A meter without an account: before, every reading ran `PRAGMA data_version` (no write
+    transaction was open to trust the cache in). Now once per batch; what another process commits is
+    seen from the next batch on."""
+    clock = FakeClock()
+    engine = build(tmp_path, clock, accounts=1)
+    ledger = next(r for _, r in engine.rules if hasattr(r, "ledger")).ledger
+    pragmas: list[str] = []
+    ledger._db.set_trace_callback(lambda sql: pragmas.append(sql) if "data_version" in sql else None)
+    for k in range(50):
+        engine.on_message(reading("m9", clock.t + k * MIN, 1000.0 + k))  # no account
+    assert len(pragmas) == 1
+    engine.prepare()  # the batch boundary: the ledger is flushed
+    with Ledger(tmp_path / "costcontrol-ledger.sqlite") as other:  # `gridedge ingest billing import`
+        other.upsert_account(Account("A-9", GW, "m9", tariff=0.5, opening=-5.0))
+    clock.t += 60 * MIN
+    changes = engine.on_message(reading("m9", clock.t, 1050.0))
+    arrears = [(c.kind, c.alert.subject) for c in changes if c.alert.rule == "arrears"]
+    assert arrears == [("firing", "account/A-9")]
+    assert len(pragmas) == 3  # the next batch's first read, and its write transaction (a charge) opening

@@ -65,6 +65,7 @@ class CostControlRule:
         self.ctx = ctx
         self.wants = ctx.wants or always
         self.ledger = ledger if ledger is not None else Ledger(ctx.state_dir / cfg.ledger_path)
+        self.ledger.batched_reads = True  # the engine flushes it at every batch (Flushes)
         self._level: dict[str, Level] = {}  # account -> last reported ladder level
         self._reconnect: dict[str, dict[str, Any]] = {}  # account -> {since, payment, closed_at}
         self._relay: dict[str, dict[str, Any]] = {}  # meter subject -> {relay, commanded, since}
