@@ -19,7 +19,7 @@ from . import ratings
 from .model import Context, Figure, Plot, Section, Table, pct
 from .period import Period, local, month_days, rfc3339
 from .source import Row
-from .stats import ident, quantile
+from .stats import ident, natural, quantile
 
 __all__ = ["figures", "queries"]
 
@@ -57,6 +57,7 @@ def figures(results: Mapping[str, list[Row]], period: Period, ctx: Context) -> S
         _tickets(issued, results[FINISHED], results[ABANDONED]),
         _by_business(waits),
         _by_hour(waits),
+        _by_business_hour(waits),
         _peaks(issued, period),
     ]
     section.figures += ratings.figures(results, results[FINISHED], ctx, section)
@@ -171,6 +172,37 @@ def _by_hour(waits: list[dict[str, Any]]) -> Figure:
             [(h, *r[1:]) for h, r in zip(hours, rows, strict=True)],
         ),
         plot=plot if rows else None,
+        data=data,
+        empty=None if rows else "no service started in the period",
+    )
+
+
+def _by_business_hour(waits: list[dict[str, Any]]) -> Figure:
+    businesses = sorted({w["business"] for w in waits}, key=natural)
+    cells: dict[tuple[int, str], list[float]] = {}
+    for w in waits:
+        cells.setdefault((w["hour"], w["business"]), []).append(w["wait_s"])
+    rows: list[tuple[Any, ...]] = []
+    data: dict[str, dict[str, Any]] = {}
+    for hour in sorted({h for h, _ in cells}):
+        row: list[Any] = [f"{hour:02d}:00"]
+        for b in businesses:
+            values = cells.get((hour, b), [])
+            p50, p90 = _min(quantile(values, 0.5)), _min(quantile(values, 0.9))
+            row.append(f"{p50:g} / {p90:g} ({len(values)})" if values else None)
+            if values:
+                data.setdefault(b, {})[str(hour)] = {
+                    "n": len(values),
+                    "p50_s": quantile(values, 0.5),
+                    "p90_s": quantile(values, 0.9),
+                }
+        rows.append(tuple(row))
+    return Figure(
+        "wait_by_business_hour",
+        "Wait by business type and hour of day",
+        _WAIT_DEF + " Each cell: p50 / p90 in minutes (tickets served) of one business type at one local "
+        "(CST) hour of joining the queue.",
+        table=Table(("hour (CST)", *businesses), rows),
         data=data,
         empty=None if rows else "no service started in the period",
     )

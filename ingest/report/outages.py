@@ -22,6 +22,7 @@ from .episodes import Episode, alert_query, episodes
 from .model import Context, Figure, Plot, Section, Table, pct
 from .period import Period, local, rfc3339
 from .source import Row
+from .stats import natural
 
 __all__ = ["figures", "queries"]
 
@@ -162,7 +163,7 @@ def _area_row(area: str, mine: list[Judged]) -> tuple[Any, ...]:
 
 
 def _by_area(judged: list[Judged]) -> Figure:
-    areas = sorted({j.area for j in judged})
+    areas = sorted({j.area for j in judged}, key=natural)
     rows, data = [], {}
     counts: dict[str, list[float | None]] = {"outages": [], "arrival met": [], "restoration met": []}
     for area in areas:

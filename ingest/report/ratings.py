@@ -20,7 +20,7 @@ from .episodes import alert_query, episodes
 from .model import Context, Figure, Plot, Section, Table, pct
 from .period import Period, local, rfc3339
 from .source import Row
-from .stats import ident
+from .stats import ident, natural
 
 __all__ = ["figures", "queries"]
 
@@ -85,7 +85,7 @@ def _group(rated: list[dict[str, Any]], key: Any, served: Mapping[Any, int]) -> 
 
 def _satisfaction(key: str, title: str, head: tuple[str, ...], groups: dict[Any, dict[str, int]]) -> Figure:
     rows, data, names, rates = [], {}, [], []
-    for k in sorted(groups):
+    for k in sorted(groups, key=natural):
         g = groups[k]
         parts = k if isinstance(k, tuple) else (k,)
         rows.append(

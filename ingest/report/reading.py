@@ -18,6 +18,7 @@ from .episodes import alert_query, episodes
 from .model import Context, Figure, Plot, Section, Table, pct
 from .period import Period, rfc3339
 from .source import Row
+from .stats import natural
 
 __all__ = ["figures", "queries", "slots"]
 
@@ -87,7 +88,7 @@ def _per_gateway(results: Mapping[str, list[Row]], period: Period, ctx: Context)
 def _completeness(results: Mapping[str, list[Row]], period: Period, ctx: Context) -> Figure:
     per_gw = _per_gateway(results, period, ctx)
     rows, data = [], {}
-    for gw in sorted(per_gw):
+    for gw in sorted(per_gw, key=natural):
         got, expected, n, silent = per_gw[gw]
         rows.append((gw, n, got, expected, pct(got, expected), silent))
         data[gw] = {

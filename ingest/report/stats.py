@@ -7,10 +7,11 @@ Layer: ingest reporting (pure).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ident", "quantile"]
+__all__ = ["ident", "natural", "quantile"]
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:
@@ -39,3 +40,14 @@ def ident(value: Any) -> str:
     except ValueError:
         return text
     return str(int(number)) if number.is_integer() and math.isfinite(number) else text
+
+
+def natural(key: object) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts area-2 before area-10 and counter 9 before 10 (tuples: each part in turn)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    out: list[tuple[int, int | str]] = []
+    for part in parts:
+        for chunk in re.split(r"(\d+)", str(part)):
+            out.append((0, int(chunk)) if chunk.isdigit() else (1, chunk))
+        out.append((2, ""))
+    return tuple(out)

@@ -16,7 +16,7 @@ from gridedge.cli import main
 from gridedge.services import InfluxDB, free_port
 from ingest.report.errors import PeriodError
 from ingest.report.period import month_period, parse_period
-from ingest.report.stats import ident, quantile
+from ingest.report.stats import ident, natural, quantile
 from tests.report import month
 
 pytestmark = pytest.mark.integration
@@ -92,6 +92,9 @@ def test_hall_tickets_waits_and_peaks(november: dict[str, Any]) -> None:
     assert sorted(hours) == ["10", "14", "9"]
     assert hours["9"] == {"n": 4, "p50_s": 150.0, "p90_s": pytest.approx(222.0)}
     assert hours["10"] == {"n": 3, "p50_s": 90.0, "p90_s": pytest.approx(138.0)}
+    cross = figure(november, "hall", "wait_by_business_hour")
+    assert cross["payment"]["10"] == {"n": 3, "p50_s": 90.0, "p90_s": pytest.approx(138.0)}
+    assert sorted(cross["payment"]) == ["10", "9"] and sorted(cross["account change"]) == ["14"]
     peaks = figure(november, "hall", "hall_peaks")
     assert peaks["per_day"] == {"2026-11-02": 4, "2026-11-15": 3, "2026-11-29": 3}
     assert (peaks["edge_avg"], peaks["other_avg"]) == (3.5, 3.0)
@@ -152,7 +155,7 @@ def test_reading_health(november: dict[str, Any]) -> None:
 def test_the_page_is_self_contained_and_defines_every_figure(november: dict[str, Any]) -> None:
     page: str = november["page"]
     figures = re.findall(r'<figure id="fig-[a-z_]+">', page)
-    assert len(figures) == 18
+    assert len(figures) == 19
     assert page.count('<p class="definition"><b>Definition.</b>') == len(figures)
     assert page.count("<svg") >= 8  # every figure with a chart and data
     assert not re.search(r"<(script|img|link|iframe)[^>]*(src|href)=", page), "an external resource"
@@ -166,7 +169,7 @@ def test_an_empty_database_says_no_data(influxdb: InfluxDB, tmp_path: Path) -> N
     data = report_data(page)
     empty = [f for s in data["sections"].values() for f in s.values() if f["empty"]]
     # all but the reading completeness, which still expects the topology's 3 meters (0 % stored)
-    assert len(empty) == 17
+    assert len(empty) == 18
     assert figure({"data": data}, "reading", "completeness")["gw-1"]["stored"] == 0
     assert "No data: no outages in the period." in page
 
@@ -197,6 +200,13 @@ def test_period_month_and_bounds_are_local_time() -> None:
 def test_quantile_and_ident() -> None:
     assert quantile([], 0.5) is None and quantile([7.0], 0.9) == 7.0
     assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5 and quantile([10.0, 20.0], 0.9) == pytest.approx(19.0)
+    assert sorted(["area-10", "area-2", "area-1b", "area-1"], key=natural) == [
+        "area-1",
+        "area-1b",
+        "area-2",
+        "area-10",
+    ]
+    assert sorted([("h", "10"), ("h", "9")], key=natural) == [("h", "9"), ("h", "10")]
     assert ident(7.0) == ident("7.0") == ident(7) == "7" and ident("A12") == "A12" and ident(None) == ""
 
 
