@@ -1,4 +1,7 @@
-"""`gridedge read` and `gridedge scan`: one value from one device, or who is on this line."""
+"""`gridedge read` and `gridedge scan`: one value from one device, or who is on this line.
+
+`gridedge commission` (scan with device templates, write the config) is in `provision_cli`.
+"""
 
 from __future__ import annotations
 
@@ -47,9 +50,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name in protocols():
         protocol_module(name).add_scan_arguments(scan)
     scan.set_defaults(handler=lambda args: _run(args, _scan))
-    from . import sniff
+    from . import provision_cli, sniff
 
     sniff.register(sub)
+    provision_cli.register(sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -116,3 +116,29 @@ async def scan(
         found.append(row)
     progress(len(addresses), len(addresses), "done")
     return found
+
+
+def propose(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`gridedge commission`: one hall device from the scan's rows (the devices of a hall line are one
+    gateway device): the dispenser's address and, per counter, the keypad and rating pad that said
+    they belong to it. A keypad or pad whose counter is not 1..31, or a second dispenser, is not
+    guessed at: it stays out of the proposal (`gridedge scan --protocol hall` lists it)."""
+    dispensers = [row["address"] for row in found if row.get("kind") == "dispenser"]
+    if not dispensers:
+        return []
+    counters: dict[int, dict[str, int]] = {}
+    roles = {"keypad": "keypad", "rating pad": "rating_pad"}
+    for row in found:
+        counter, role = row.get("counter"), roles.get(str(row.get("kind")))
+        if role and isinstance(counter, int) and 1 <= counter <= 31:
+            counters.setdefault(counter, {"counter": counter})[role] = row["address"]
+    lacking = [
+        f"counter {c}: no {name} answered"
+        for c in sorted(counters)
+        for role, name in (("keypad", "keypad"), ("rating_pad", "rating pad"))
+        if role not in counters[c]
+    ]
+    answer = "; ".join([f"dispenser {dispensers[0]}, {len(counters)} counter(s)", *lacking])
+    return [
+        {"dispenser": dispensers[0], "counters": [counters[c] for c in sorted(counters)], "answer": answer}
+    ]
