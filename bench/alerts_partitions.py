@@ -15,12 +15,15 @@ partition's sentinel alerts have arrived, it has evaluated (and had acknowledged
 gateways before them, in order. The timer is off (tick_s 3600): what it judges depends on the wall
 clock, so runs of different lengths would not be comparable.
 
+With `--repeat k` the counts are run k times, alternated, and the medians printed as well: on a
+shared machine single runs vary by up to 2x.
+
 Printed per partition: readings it owns, readings/s (owned readings / time from the first byte to its
 last sentinel alert), the process's CPU time per owned reading; in total: readings/s (all readings /
 time to the last sentinel). Then the check: the alerts published (rule, subject, state) are the same
-multiset for every n, and every alert in partition i's state file is about a gateway crc32 assigns to
-i. From the CPU figures: c_own (CPU per reading a partition evaluates, from n=1) and c_foreign (CPU per
-reading it only receives and drops, from n=2), and the predicted total for n engines on n cores:
+multiset for every run, and every alert in partition i's state file is about a gateway crc32 assigns
+to i. From the CPU figures: c_own (CPU per reading a partition evaluates, from n=1) and c_foreign (CPU
+per reading it only receives and drops, from n=2), and the predicted total for n engines on n cores:
 1 / (c_own / n + c_foreign x (n - 1) / n), bounded by 1 / c_foreign however many cores.
 """
 
@@ -32,6 +35,7 @@ import collections
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
@@ -182,9 +186,9 @@ def accounts(path: Path, s: Stream) -> None:
 
 
 def run_partitions(
-    args: argparse.Namespace, tmp: Path, broker: Mosquitto, db: InfluxDB, count: int, s: Stream
+    args: argparse.Namespace, tmp: Path, broker: Mosquitto, db: InfluxDB, count: int, s: Stream, rep: int
 ) -> dict[str, Any]:
-    run = f"n{count}"
+    run = f"n{count}-{rep}"
     (tmp / run).mkdir()
     ledgers = [LEDGER.format(suffix="")]
     if args.ledger == "partition":
@@ -279,6 +283,7 @@ def main() -> None:
         "--ledger", choices=("shared", "partition"), default="shared", help="one ledger, or one per partition"
     )
     p.add_argument("--counts", default="1,2", help="partition counts to run, in order")
+    p.add_argument("--repeat", type=int, default=1, help="runs of the counts, alternated; medians reported")
     args = p.parse_args()
     s = Stream(
         [f"gw-b{i:02d}" for i in range(args.gateways)],
@@ -291,14 +296,26 @@ def main() -> None:
         Mosquitto(work.path / "mosquitto") as broker,
         InfluxDB(work.path / "influxd", database="alerts") as db,
     ):
-        for count in (int(c) for c in args.counts.split(",")):
-            result = run_partitions(args, work.path, broker, db, count, s)
-            cores, ledger = os.cpu_count(), args.ledger
-            print(f"{count} partition(s), {cores} cores, accounts: {args.accounts}, ledger: {ledger}")
-            report(result, s.total + 2 * len(s.gateways))
-            results.append(result)
+        for rep in range(args.repeat):  # alternated, so a noisy neighbour weighs on every count alike
+            for count in (int(c) for c in args.counts.split(",")):
+                result = run_partitions(args, work.path, broker, db, count, s, rep)
+                cores, ledger = os.cpu_count(), args.ledger
+                print(f"{count} partition(s), {cores} cores, accounts: {args.accounts}, ledger: {ledger}")
+                report(result, s.total + 2 * len(s.gateways))
+                results.append(result)
     check(results)
+    medians(results, s.total + 2 * len(s.gateways))
     predict(results, s.total + 2 * len(s.gateways))
+
+
+def medians(results: list[dict[str, Any]], total: int) -> None:
+    for count in sorted({r["count"] for r in results}):
+        runs = [r for r in results if r["count"] == count]
+        rates = sorted(total / r["seconds"] for r in runs)
+        print(
+            f"{count} partition(s), {len(runs)} run(s): median {statistics.median(rates):,.0f} readings/s in "
+            f"total (from {rates[0]:,.0f} to {rates[-1]:,.0f})"
+        )
 
 
 def check(results: list[dict[str, Any]]) -> None:
@@ -316,15 +333,16 @@ def check(results: list[dict[str, Any]]) -> None:
 
 
 def predict(results: list[dict[str, Any]], total: int) -> None:
-    one = next((r for r in results if r["count"] == 1), None)
-    two = next((r for r in results if r["count"] == 2), None)
-    if one is None or two is None:
+    ones = [r for r in results if r["count"] == 1]
+    twos = [r for r in results if r["count"] == 2]
+    if not ones or not twos:
         return
-    c_own = one["parts"][0]["cpu"] / total
+    c_own = statistics.median(r["parts"][0]["cpu"] / total for r in ones)
     # a partition of 2 evaluates its own readings and drops the others': cpu = own x c_own + rest x c_foreign
-    foreign = [(p["cpu"] - p["readings"] * c_own) / (total - p["readings"]) for p in two["parts"]]
-    c_foreign = max(1e-9, sum(foreign) / len(foreign))
-    print(f"c_own {c_own * 1e6:.0f} us, c_foreign {c_foreign * 1e6:.1f} us CPU per reading (engine process)")
+    foreign = [(p["cpu"] - p["readings"] * c_own) / (total - p["readings"]) for r in twos for p in r["parts"]]
+    c_foreign = max(1e-9, statistics.median(foreign))
+    us = f"c_own {c_own * 1e6:.0f} us, c_foreign {c_foreign * 1e6:.1f} us"
+    print(f"{us} CPU per reading (engine process, medians over the runs)")
     for n in (1, 2, 4, 8, 16):
         rate = 1 / (c_own / n + c_foreign * (n - 1) / n)
         print(f"  predicted, {n} engines on {n} free cores: {rate:,.0f} readings/s")
