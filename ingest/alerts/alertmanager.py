@@ -59,6 +59,8 @@ log = logging.getLogger("ingest.alerts")
 API_PATH = "/api/v2/alerts"
 REFUSED_STATUS = frozenset({400, 422})  # the alerts are wrong: sending them again changes nothing
 _LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
+_NAMES: dict[str, str] = {}  # label_name's answers
+MAX_NAMES = 10_000
 
 Postable = dict[str, Any]
 Identity = tuple[tuple[str, str], ...]  # an alert as Alertmanager knows it: its sorted label set
@@ -77,8 +79,13 @@ class AlertmanagerStats:
 
 def label_name(name: str) -> str:
     """A label name Alertmanager accepts: other characters become `_`, a leading digit gets `_`."""
-    clean = _LABEL_CHAR.sub("_", name) or "_"
-    return "_" + clean if clean[0].isdigit() else clean
+    clean = _NAMES.get(name)
+    if clean is None:  # label names are few (rules and topology tags): each is worked out once
+        clean = _LABEL_CHAR.sub("_", name) or "_"
+        clean = "_" + clean if clean[0].isdigit() else clean
+        if len(_NAMES) < MAX_NAMES:
+            _NAMES[name] = clean
+    return clean
 
 
 def rfc3339(ms: int) -> str:
@@ -90,18 +97,14 @@ def rfc3339(ms: int) -> str:
 def labels_of(msg: m.Alert, static: dict[str, str]) -> dict[str, str]:
     """The alert's labels as Alertmanager gets them (see the module docstring for precedence)."""
     merged = {**static, **msg.labels}
-    merged |= {"gw": msg.gw, "dev": msg.dev} if msg.gw else {}
-    merged |= {
-        "alertname": msg.rule,
-        "subject": msg.subject,
-        "severity": str(msg.severity),
-        "subject_kind": msg.subject_kind,
-    }
+    if msg.gw:
+        merged["gw"], merged["dev"] = msg.gw, msg.dev
+    merged["alertname"], merged["subject"] = msg.rule, msg.subject
+    merged["severity"], merged["subject_kind"] = msg.severity, msg.subject_kind
     out: dict[str, str] = {}
-    for name in sorted(merged):
-        clean = label_name(name)
-        if merged[name] and clean not in out:
-            out[clean] = merged[name]
+    for name, value in merged.items():
+        if value:  # names made the same by label_name: the first one stays
+            out.setdefault(label_name(name), value)
     return out
 
 

@@ -232,6 +232,9 @@ class AlertsSection(Frozen):
     flap: FlapSection = FlapSection()
     webhook: WebhookSection = WebhookSection()
     alertmanager: AlertmanagerSection = AlertmanagerSection()
+    prometheus_port: int | None = Field(
+        default=None, ge=0, le=65535, description="the engine's own /metrics (its outputs' figures)"
+    )
     autocontrol: AutoControlSection = AutoControlSection()
     partition: PartitionSection | None = Field(
         default=None, description="this engine's share when several alert engines split the gateways"

@@ -46,7 +46,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -366,6 +366,13 @@ class Outputs:
                 else:
                     self.stats.webhook_sent += 1
                     break
+
+    def metric_fields(self) -> dict[str, float | int | bool]:
+        """The figures for /metrics (`alerts.prometheus_port`): alerts_<stat>, alerts_alertmanager_<stat>."""
+        figures = {f"alerts_{k}": v for k, v in asdict(self.stats).items()}
+        if self.alertmanager is not None:
+            figures |= {f"alerts_alertmanager_{k}": v for k, v in asdict(self.alertmanager.stats).items()}
+        return figures
 
     async def run_alertmanager(self, current: Iterable[Alert]) -> None:
         """The Alertmanager sender (a named task of the role), first given the engine's `current`

@@ -39,6 +39,7 @@ from pathlib import Path
 from protocols import topics
 from protocols.errors import ContractError
 
+from .. import prometheus
 from ..config import IngestConfig, MqttSection
 from ..errors import RetryableWrite
 from ..influx import InfluxV1, make_writer
@@ -252,6 +253,9 @@ class AlertsRole:
                     tg.create_task(self.outputs.run_webhook(), name="alerts:webhook"),
                     tg.create_task(self.outputs.run_alertmanager(self.engine.alerts()), name="alerts:am"),
                 ]
+                if (port := self.cfg.alerts.prometheus_port) is not None:
+                    endpoint = prometheus.serve(port, self.outputs.metric_fields)
+                    tasks.append(tg.create_task(endpoint, name="alerts:prometheus"))
                 await stop.wait()
                 for task in tasks:
                     task.cancel()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from gridedge.services import Alertmanager
+from gridedge.services import REPO_ROOT, Alertmanager, find_binary, free_port
 from ingest.alerts.alertmanager import AlertmanagerOutput, label_name, postable
 from ingest.alerts.config import AlertmanagerSection, AlertsSection
 from protocols import messages as m
@@ -105,9 +107,23 @@ async def go(h: AlertHarness, dev: str, state: str) -> None:
     await h.publish(topics.health_topic(GW, dev), health(state, h.now, dev), retain=True)
 
 
-async def harness(factory: HarnessFactory, am_url: str, **section: Any) -> AlertHarness:
+async def harness(
+    factory: HarnessFactory, am_url: str, alerts: dict[str, Any] | None = None, **section: Any
+) -> AlertHarness:
     cfg = {"url": am_url, **FAST, **section}
-    return await factory(TOPOLOGY, {"devices": {"pending_s": 60}}, alerts={"alertmanager": cfg})
+    return await factory(
+        TOPOLOGY, {"devices": {"pending_s": 60}}, alerts={"alertmanager": cfg, **(alerts or {})}
+    )
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The alert engine's /metrics (alerts.prometheus_port), as {name: value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        name: float(value)
+        for name, value in (line.split(" ", 1) for line in text.splitlines() if line and line[0] != "#")
+    }
 
 
 def sender(h: AlertHarness) -> AlertmanagerOutput:
@@ -219,11 +235,15 @@ async def test_a_silence_made_in_alertmanager_silences_the_alert(
 async def test_alertmanager_down_the_engine_goes_on_retries_are_counted_and_alerts_arrive_once_it_is_back(
     alert_harness: HarnessFactory, alertmanager: Alertmanager, receiver: Receiver
 ) -> None:
-    h = await harness(alert_harness, alertmanager.url)
+    port = free_port()
+    h = await harness(alert_harness, alertmanager.url, alerts={"prometheus_port": port})
     alertmanager.stop()
     await go(h, "m1", "offline")
     await h.advance(61)  # returns: the engine never waits for Alertmanager
     await until(lambda: sender(h).stats.retries >= 2, "retries of the refused connection")
+    metrics = await asyncio.to_thread(scrape, port)  # the retries are visible where operators look
+    assert metrics["gridedge_ingest_alerts_alertmanager_retries"] >= 2
+    assert metrics["gridedge_ingest_alerts_alertmanager_connected"] == 0
     await go(h, "m2", "offline")
     await h.advance(61)
     assert {s for (_, s) in h.retained_alerts()} == {"gw-1/m1", "gw-1/m2"}  # evaluated and published
@@ -234,6 +254,9 @@ async def test_alertmanager_down_the_engine_goes_on_retries_are_counted_and_aler
     assert {a["labels"]["subject"] for a in alertmanager.alerts()} == {"gw-1/m1", "gw-1/m2"}  # type: ignore[index]
     stats = sender(h).stats
     assert stats.sent == 2 and stats.connected and stats.pending == 0 and stats.dropped == 0
+    metrics = await asyncio.to_thread(scrape, port)
+    assert metrics["gridedge_ingest_alerts_alertmanager_sent"] == 2
+    assert metrics["gridedge_ingest_alerts_alertmanager_dropped"] == 0
 
 
 async def test_a_slow_alertmanager_does_not_stall_evaluation_and_its_timeout_is_retried(
@@ -306,3 +329,38 @@ async def test_a_label_change_ends_the_alert_under_its_old_labels(alertmanager: 
         await until(lambda: out.stats.pending == 0 and out.stats.sent == 2, "both sent")
         task.cancel()
     assert [a["labels"]["severity"] for a in alertmanager.alerts()] == ["major"]  # type: ignore[index]
+
+
+# ---- the sample route in deploy/ --------------------------------------------------------------------
+
+SAMPLE = REPO_ROOT / "deploy" / "alertmanager.yml"
+
+
+def test_the_sample_config_loads_in_alertmanager(tmp_path: Path) -> None:
+    am = Alertmanager(tmp_path / "sample", config=SAMPLE.read_text())
+    am.start()  # Alertmanager exits on a config it refuses: start() would raise ServiceError
+    try:
+        assert am.running and am.alerts() == []
+    finally:
+        am.stop()
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ({"alertname": "area_outage", "subject": "area/north-3", "subject_kind": "area"}, "dispatch-wecom"),
+        ({"alertname": "gateway_offline", "subject": "gw-7", "subject_kind": "gateway"}, "dispatch-wecom"),
+        ({"alertname": "arrears", "subject": "account/a-1", "subject_kind": "account"}, "billing-dingtalk"),
+        ({"alertname": "hall_wait", "subject": "hall/main", "subject_kind": "hall"}, "hall-email"),
+        ({"alertname": "device_offline", "subject": "gw-1/m1", "subject_kind": "device"}, "ops-email"),
+    ],
+)
+def test_the_sample_route_sends_each_kind_of_alert_where_it_says(
+    labels: dict[str, str], receiver: str
+) -> None:
+    amtool = find_binary("amtool", "prometheus-alertmanager")  # Alertmanager's own route tester
+    argv = [amtool, "config", "routes", "test", f"--config.file={SAMPLE}", "severity=major"]
+    out = subprocess.run(
+        [*argv, *(f"{k}={v}" for k, v in labels.items())], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == receiver
