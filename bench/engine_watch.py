@@ -57,6 +57,7 @@ class EngineWatch:
         self.wanted: collections.deque[tuple[str, int, float]] = collections.deque(maxlen=1)
         self._stop = threading.Event()
         self._db: sqlite3.Connection | None = None
+        self._rule: str | None = None
         self._thread = threading.Thread(target=self._run, name="engine-watch", daemon=True)
 
     def start(self) -> None:
@@ -76,22 +77,25 @@ class EngineWatch:
         )
         if not row or row[0] is None:
             return 0
-        return int((row[0] * 1000 - self.base_ms) // 1000 + 1) * self.devices
+        return int((float(row[0]) * 1000 - self.base_ms) // 1000 + 1) * self.devices
 
     def _meter_ts(self, dev: str) -> float | None:
-        sql = (
-            "SELECT json_extract(state, '$.last_ts') FROM rule_parts WHERE name LIKE 'reading:%' AND part = ?"
-        )
-        row = self._query(sql, (f"gw-lat/{dev}",))
+        if self._rule is None:  # the reading rules' key, e.g. reading:0:missed_reading,...
+            found = self._query("SELECT name FROM rule_parts WHERE name LIKE 'reading:%' LIMIT 1")
+            self._rule = str(found[0]) if found and found[0] is not None else None
+            if self._rule is None:
+                return None
+        sql = "SELECT json_extract(state, '$.last_ts') FROM rule_parts WHERE name = ? AND part = ?"
+        row = self._query(sql, (self._rule, f"gw-lat/{dev}"))  # the primary key: one row
         return None if not row or row[0] is None else float(row[0])
 
-    def _query(self, sql: str, args: tuple[str, ...] = ()) -> tuple[float | None] | None:
+    def _query(self, sql: str, args: tuple[str, ...] = ()) -> tuple[float | str | None] | None:
         if self._db is None:
             if not self.state.exists():
                 return None
             self._db = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, check_same_thread=False)
         try:
-            row: tuple[float | None] | None = self._db.execute(sql, args).fetchone()
+            row: tuple[float | str | None] | None = self._db.execute(sql, args).fetchone()
             return row
         except sqlite3.OperationalError:  # not created yet (no batch saved)
             return None
@@ -167,7 +171,7 @@ class AlertWatch:
             return  # a retained topic cleared
         alert = json.loads(msg.payload)
         found = _DOWN.match(alert.get("message", "")) if alert.get("change") != "resolved" else None
-        queue = self.triggers.get(found.groups()) if found else None
+        queue = self.triggers.get((found[1], found[2], found[3])) if found else None
         if not queue:
             self.unmatched += 1
             return

@@ -53,29 +53,20 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from ..topology import Topology
+from .amend import Amending
 from .config import AlertsSection, FlapSection
 from .inhibit import Inhibiting, Inhibitor
 from .model import Alert, AlertState, Inbound, Rule, RuleContext, RuleSet, Severity, Signal
-from .persist import CONTROL_KEY, RECENT, Persisting, Prepared
+from .persist import CONTROL_KEY, Persisting, Prepared
 from .store import Store
-from .track import Change, ChangeKind, Control, Dirty, EngineStats, Track, copy_alert, linked, render_resolved
+from .track import Change, Control, Dirty, EngineStats, Track, copy_alert, linked, render_resolved
 
-__all__ = [
-    "CONTROL_KEY",
-    "RECENT",
-    "Change",
-    "ChangeKind",
-    "Control",
-    "Engine",
-    "EngineStats",
-    "Prepared",
-    "Track",
-]
+__all__ = ["CONTROL_KEY", "Change", "Control", "Engine", "EngineStats", "Prepared", "Track"]
 
 log = logging.getLogger("ingest.alerts")
 
 
-class Engine(Inhibiting, Persisting):
+class Engine(Inhibiting, Persisting, Amending):
     """Feeds every Inbound to every rule, ticks them, and runs the alert life cycle on their Signals."""
 
     def __init__(

@@ -275,7 +275,10 @@ class Ledger:
         """`record_sample` for the meter's account `acc` (looked up by the caller: account_for_meter)."""
         if not _is_number(values.get(TOTAL)):
             return None
-        regs = {k: float(values[k]) for k in REGISTERS if k in values and _is_number(values[k])}
+        if values.keys().isdisjoint(TOU):  # no time-of-use registers: the total alone (most meters)
+            regs = {TOTAL: float(values[TOTAL])}
+        else:
+            regs = {k: float(values[k]) for k in REGISTERS if k in values and _is_number(values[k])}
         self._batch()  # the register is read and written under the write lock: no update is lost
         reg = self._register(acc.account)
         if reg is None:  # the start reading: nothing consumed yet
@@ -359,7 +362,10 @@ def _charge(acc: Account, old: Mapping[str, float], new: Mapping[str, float]) ->
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _NUMBERS) and not isinstance(value, bool)
+
+
+_NUMBERS: Final = (int, float)
 
 
 def _fields(acc: Account) -> dict[str, Any]:

@@ -55,6 +55,7 @@ __all__ = ["RULESET", "CostControlConfig", "CostControlRule", "LadderThresholds"
 
 Level = Literal["ok", "reminder", "warning", "arrears"]
 _CURRENTS: Final = ("current_a_a", "current_b_a", "current_c_a")
+_NUMBERS: Final = (int, float)  # a tuple: `int | float` is built anew at every isinstance
 
 
 class CostControlRule:
@@ -322,12 +323,12 @@ class CostControlRule:
         seen: list[str] = []
         for name in _CURRENTS:
             v = values.get(name)
-            if isinstance(v, int | float):
+            if isinstance(v, _NUMBERS):
                 if abs(v) > self.cfg.relay_current_a:
                     return True, name, float(v)
                 seen.append(name)
         p = values.get("power_active_kw")
-        if isinstance(p, int | float):
+        if isinstance(p, _NUMBERS):
             if abs(p) > self.cfg.relay_power_kw:
                 return True, "power_active_kw", float(p)
             seen.append("power_active_kw")
