@@ -26,11 +26,12 @@ set - a different alert to Alertmanager - is ended at the change.
 Never blocking: `put` only records the alert's latest state (O(1), no I/O); one sender task POSTs what
 is due in batches of `batch`, a thread per request (`urllib.request`, `timeout_s`). A connection error,
 a timeout or an HTTP status other than 400/422 is retried with exponential back-off and full jitter
-(`alerts retries` counted), rebuilding the batch from the latest states each time, until Alertmanager
+(counted: `retries`), rebuilding the batch from the latest states each time, until Alertmanager
 takes it; 400/422 means Alertmanager refused the alerts themselves: logged with its answer and counted
 (`refused`), not retried. While it is unreachable, firing alerts stay due (bounded by what the engine
 has firing) and ended ones wait up to `queue`; an ended alert beyond that is dropped and counted
-(`dropped`): Alertmanager then ends it at the `endsAt` of its last re-send.
+(`dropped`): Alertmanager then ends it at the `endsAt` of its last re-send. At shutdown what is due
+gets one more attempt (`flush`).
 """
 
 from __future__ import annotations
@@ -216,6 +217,14 @@ class AlertmanagerOutput:
             else:
                 await asyncio.sleep(random.uniform(0, delay))
                 delay = min(delay * 2, self.cfg.backoff_max_s)
+
+    async def flush(self, timeout: float) -> None:
+        """At shutdown: send what is due (one attempt a batch, no back-off) for up to `timeout`, so a
+        resolution of the last moments is not left to the lease."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._due and await self._send_batch():
+                    pass
 
     async def _idle(self, seconds: float) -> None:
         """Until `put` records something or `seconds` have passed."""

@@ -70,6 +70,7 @@ log = logging.getLogger("ingest.alerts")
 MAX_PENDING_LINES = 100_000
 WINDOW = 1000  # unacknowledged publishes before the engine waits (paho keeps them and resends them)
 CONFIRM_TIMEOUT_S = 10.0  # a batch's publishes unacknowledged this long are counted and its state saved
+ALERTMANAGER_FLUSH_S = 5.0  # at shutdown, what Alertmanager has not been sent yet gets this long
 
 
 def _ms(seconds: float) -> int:
@@ -384,6 +385,8 @@ class Outputs:
         await self.alertmanager.run()
 
     async def close(self) -> None:
+        if self.alertmanager is not None:
+            await self.alertmanager.flush(ALERTMANAGER_FLUSH_S)
         with contextlib.suppress(RetryableWrite):
             await self.flush_influx()
 

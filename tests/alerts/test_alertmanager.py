@@ -364,3 +364,17 @@ def test_the_sample_route_sends_each_kind_of_alert_where_it_says(
         [*argv, *(f"{k}={v}" for k, v in labels.items())], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == receiver
+
+
+async def test_what_is_due_at_shutdown_is_sent_by_close(alertmanager: Alertmanager) -> None:
+    from ingest.alerts.outputs import Outputs
+
+    outputs = Outputs(None, None, alertmanager=AlertmanagerSection(url=alertmanager.url, **FAST))
+    assert outputs.alertmanager is not None  # no sender task runs in this test: only close() sends
+    now_ms = round(time.time() * 1000)
+    outputs.alertmanager.put(alert_msg(fire_ts=now_ms - 1000, ts=now_ms - 1000))
+    await outputs.close()
+    assert [a["labels"]["subject"] for a in alertmanager.alerts()] == ["gw-1/m1"]  # type: ignore[index]
+    outputs.alertmanager.put(alert_msg("resolved", fire_ts=now_ms - 1000, ts=now_ms, end_ts=now_ms))
+    await outputs.close()  # a resolution of the last moment is not left to the lease
+    assert alertmanager.alerts() == [] and outputs.alertmanager.stats.sent == 2
