@@ -2,7 +2,9 @@
 
 Everything is asked of the database the dashboards read, for the run's own time range: the points per
 measurement, the readings per device (every device the demo gateway polls must have some), and every
-alert with its start and end. The verdict fails when a device has no data, a scenario did not finish,
+alert with its start and end, and where the people's work on it stands: the work state after its
+latest operator action (measurement `alert_action`, ingest/alerts/work.py; `open` when nobody acted)
+and how many actions were taken. The verdict fails when a device has no data, a scenario did not finish,
 an alert a scenario expects was not raised and resolved, or the ingest dead-lettered anything.
 
 Composition root (gridedge): reads InfluxDB over its HTTP API only.
@@ -31,6 +33,8 @@ class AlertRecord:
     message: str
     raised: int = 1  # episodes in the run (an alert may fire again after it resolved)
     resolved: int = 0
+    work: str = "open"  # the work state after its latest operator action (alert_action)
+    actions: int = 0  # operator actions taken on it in the run
 
 
 @dataclass
@@ -98,6 +102,7 @@ def collect(
         if s.readings[dev] == 0:
             s.problems.append(f"no data from {dev} ({kind}) in InfluxDB")
     s.alerts = _alerts(influx, since)
+    _work(influx, since, s.alerts)
     dead = influx.query(f'SELECT last("deadletters") FROM "ingest" WHERE {since}')
     s.deadletters = int(dead[0]["values"][0][1] or 0) if dead else 0  # type: ignore[index]
     if s.deadletters:
@@ -141,6 +146,19 @@ def _alerts(influx: InfluxDB, since: str) -> list[AlertRecord]:
     return sorted(out, key=lambda a: (a.started_at or 0, a.rule))
 
 
+def _work(influx: InfluxDB, since: str, alerts: list[AlertRecord]) -> None:
+    """Each alert's work state (its latest action's `work_state`) and number of actions."""
+    q = f'SELECT "work_state" FROM "alert_action" WHERE {since} GROUP BY "rule", "subject"'
+    work: dict[tuple[str, str], tuple[str, int]] = {}
+    for series in influx.query(q):
+        tags: dict[str, str] = series.get("tags", {})  # type: ignore[assignment]
+        rows: list[list[Any]] = series.get("values", [])  # type: ignore[assignment]
+        if rows:
+            work[(tags.get("rule", ""), tags.get("subject", ""))] = (str(rows[-1][1] or "open"), len(rows))
+    for a in alerts:
+        a.work, a.actions = work.get((a.rule, a.subject), ("open", 0))
+
+
 def render(s: Summary) -> str:
     """The summary as text for a terminal or a CI log."""
     import datetime as dt
@@ -160,7 +178,10 @@ def render(s: Summary) -> str:
     for a in s.alerts:
         times = f"{hms(a.started_at)} -> {hms(a.ended_at)}"
         episodes = f"raised {a.raised}, resolved {a.resolved}"
-        lines.append(f"  {a.rule:22} {a.subject:36} {a.state:9} {times}  {episodes}")
+        work = f"work {a.work}" + (
+            f" ({a.actions} action{'s' if a.actions != 1 else ''})" if a.actions else ""
+        )
+        lines.append(f"  {a.rule:22} {a.subject:36} {a.state:9} {times}  {episodes}  {work}")
     lines += ["", "scenarios:"]
     lines += [f"  {name:16} {v['status']:8} {v['note']}" for name, v in s.scenarios.items()]
     if s.problems:

@@ -42,6 +42,7 @@ HealthState: TypeAlias = Literal["online", "degraded", "quarantined", "probing",
 CommandStatus: TypeAlias = Literal["accepted", "rejected", "done", "failed"]
 AlertState: TypeAlias = Literal["pending", "firing", "resolved"]
 AlertChange: TypeAlias = Literal["firing", "updated", "resolved"]
+WorkState: TypeAlias = Literal["open", "acknowledged", "assigned", "on_site", "closed"]
 Severity: TypeAlias = Literal["info", "warning", "major", "critical"]
 
 
@@ -217,7 +218,10 @@ class Alert(_Msg):
     is its duration. `subject_kind`: gateway, device, area, phase, hall, counter or account; `gw` /
     `dev` are set for gateway and device subjects. `labels` place the subject (gw, dev, site, area,
     phase, hall, counter, staff, account ...). `flaps`: firing <-> resolved changes in the engine's
-    damping window once it damps this subject (0 otherwise)."""
+    damping window once it damps this subject (0 otherwise). `work`: where the people's work on it
+    stands, from the operators' actions (`gridedge/v1/alerts/action/{verb}`): `open` (nobody took it
+    yet), `acknowledged`, `assigned` (to `assignee`), `on_site` (the crew arrived at `arrived_ts`),
+    `closed`; an action on it re-publishes it (`updated` while it fires, else its `resolved` record)."""
 
     schema: Int64
     ts: Int64
@@ -236,6 +240,9 @@ class Alert(_Msg):
     dev: str = ""
     labels: dict[str, str] = {}
     flaps: Annotated[int, msgspec.Meta(ge=0)] = 0
+    work: WorkState = "open"
+    assignee: str = ""
+    arrived_ts: Int64 | None = None
 
 
 class DeadLetter(_Msg):
@@ -428,6 +435,8 @@ def _validate_alert(message: Alert, now_ms: int | None) -> None:
         _check_ts("$.fire_ts", message.fire_ts, now_ms)
     if message.end_ts is not None:
         _check_ts("$.end_ts", message.end_ts, now_ms)
+    if message.arrived_ts is not None:
+        _check_ts("$.arrived_ts", message.arrived_ts, now_ms)
 
 
 def _validate_event(message: Event) -> None:

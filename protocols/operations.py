@@ -8,24 +8,33 @@ and documented in docs/mqtt-contract.md (generated).
     gridedge/v1/alerts/autocontrol/audit              every decision of auto-control, as it is taken
     gridedge/v1/alerts/autocontrol/pending/{id}       retained while an action awaits an operator
     gridedge/v1/alerts/autocontrol/approve|reject/{id}  an operator's decision (ACL: operators only)
+    gridedge/v1/alerts/action/{verb}                  an operator's action on an alert (ACL per verb)
 
 Billing records come from another system (the CSV import and the billing system's adapter), so they
 carry no `schema` and their `ts` (when the payment was made, ms) is optional; auto-control's own
 records carry `schema` and `ts` like everything gridedge publishes. An operator's decision is `{"by":
 "..."}` (a person's name, for the audit); anything else in it is refused.
+
+An operator's action on an alert (`AlertAction`) names the alert in its payload (`rule`, `subject`:
+subjects contain `/`, so they cannot be a topic level before a verb) and the verb in its topic, one
+topic per verb so that the broker's ACL can grant them separately (a field crew may report `arrived`
+and `note` but not `close`). What each verb needs beyond `by` is checked by `check_action`.
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal, TypeAlias
+from typing import Annotated, Final, Literal, TypeAlias, get_args
 
 import msgspec
 
 from .errors import ContractError
-from .messages import MAX_PAYLOAD_BYTES, Int64, _contract_error, _Msg
+from .messages import MAX_PAYLOAD_BYTES, MIN_TS_MS, Int64, _contract_error, _Msg
 
 BillingKind = Literal["payment", "tariff", "account"]
 AUTOCONTROL: Final = "autocontrol"  # the reserved rule name under gridedge/v1/alerts/
+ACTION: Final = "action"  # likewise: operators' actions on alerts, gridedge/v1/alerts/action/{verb}
+ActionVerb = Literal["ack", "assign", "arrived", "note", "close", "callback"]
+ACTION_VERBS: Final[tuple[str, ...]] = get_args(ActionVerb)
 
 
 class Payment(_Msg):
@@ -111,6 +120,52 @@ class AutoControlDecision(_Msg):
     by: str = ""
 
 
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_Text = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class AlertAction(_Msg):
+    """An operator's action on the alert `rule` / `subject` (its current one, else its last resolved
+    one); the topic's verb says which: `ack` (taken), `assign` (to `crew`: a crew or a person),
+    `arrived` (the crew is on site; `ts` is when it arrived), `note`, `close` (the work is done: `cause`
+    and `outcome`, the action taken; refused while the alert's condition still holds), `callback` (a
+    dissatisfied customer called back: `outcome`; closes the rating's follow-up). `by`: who acted;
+    `ts`: when (ms; default: when the alert engine receives it). Each action is recorded in InfluxDB
+    (`alert_action`) and moves the alert's `work` state."""
+
+    rule: _Name
+    subject: _Name
+    by: _Name
+    ts: Int64 | None = None
+    note: _Text = ""
+    crew: _Text = ""
+    cause: _Text = ""
+    outcome: _Text = ""
+
+
+# what each verb needs besides rule, subject and by
+ACTION_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
+    "ack": (),
+    "assign": ("crew",),
+    "arrived": (),
+    "note": ("note",),
+    "close": ("cause", "outcome"),
+    "callback": ("outcome",),
+}
+
+
+def check_action(verb: str, action: AlertAction) -> None:
+    """ContractError naming the field an action of `verb` lacks (or the verb, when unknown)."""
+    required = ACTION_REQUIRED.get(verb)
+    if required is None:
+        raise ContractError("topic", f"action {verb!r}: expected one of {', '.join(ACTION_VERBS)}")
+    for name in required:
+        if not str(getattr(action, name)).strip():
+            raise ContractError(f"$.{name}", f"required for action {verb!r}")
+    if action.ts is not None and action.ts < MIN_TS_MS:
+        raise ContractError("$.ts", f"timestamp {action.ts} is before 2000-01-01 (milliseconds expected)")
+
+
 AUTOCONTROL_MODELS: Final[dict[str, type[_Msg]]] = {
     "audit": AutoControlAudit,
     "pending": AutoControlPending,
@@ -119,7 +174,13 @@ AUTOCONTROL_MODELS: Final[dict[str, type[_Msg]]] = {
 }
 
 Operation: TypeAlias = (
-    Payment | TariffChange | AccountRecord | AutoControlAudit | AutoControlPending | AutoControlDecision
+    Payment
+    | TariffChange
+    | AccountRecord
+    | AutoControlAudit
+    | AutoControlPending
+    | AutoControlDecision
+    | AlertAction
 )
 
 _DECODERS: dict[type, msgspec.json.Decoder[object]] = {}

@@ -14,6 +14,8 @@ Layer: pure contract (protocols). See the topic table in docs/mqtt-contract.md.
     gridedge/v1/alerts/autocontrol/audit    auto-control's decisions
     gridedge/v1/alerts/autocontrol/pending/{id}         retained while awaiting an operator
     gridedge/v1/alerts/autocontrol/(approve|reject)/{id}  an operator's decision
+    gridedge/v1/alerts/action/{verb}        an operator's action on an alert (ack, assign, arrived,
+                                            note, close, callback; the alert is named in the payload)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class TopicKind(enum.StrEnum):
     DEADLETTER = "deadletter"
     BILLING = "billing"
     AUTOCONTROL = "autocontrol"
+    ALERT_ACTION = "alert_action"
 
 
 _DEVICE_KINDS: Final = {
@@ -93,6 +96,13 @@ def alert_topic(rule: str, subject: str) -> str:
     return f"{PREFIX}/alerts/{rule}/{subject}"
 
 
+def action_topic(verb: str) -> str:
+    """Where an operator's action of `verb` on an alert goes (the alert is named in the payload)."""
+    return f"{PREFIX}/alerts/{ops.ACTION}/{verb}"
+
+
+ACTION_FILTER: Final = f"{PREFIX}/alerts/{ops.ACTION}/+"
+
 DEADLETTER_TOPIC: Final = f"{PREFIX}/deadletter"
 
 
@@ -118,6 +128,11 @@ def parse_topic(topic: str) -> Topic:
     head = rest[0]
     if head == "alerts" and len(rest) > 1 and rest[1] == ops.AUTOCONTROL:
         return _autocontrol_topic(topic, rest[2:])
+    if head == "alerts" and len(rest) > 1 and rest[1] == ops.ACTION:
+        if len(rest) != 3 or rest[2] not in ops.ACTION_VERBS:
+            verbs = "|".join(ops.ACTION_VERBS)
+            raise ContractError("topic", f"{topic!r}: action topics are {PREFIX}/alerts/action/({verbs})")
+        return Topic(TopicKind.ALERT_ACTION, rule=rest[2])
     if head == "alerts":
         if len(rest) < 3 or not rest[1] or not all(rest[2:]):
             raise ContractError("topic", f"{topic!r}: alert topics are {PREFIX}/alerts/RULE/SUBJECT")
@@ -183,6 +198,11 @@ def decode_payload(where: Topic, payload: bytes, *, now_ms: int | None = None) -
         return ops.decode_operation(ops.BILLING_MODELS[kind], payload)
     if where.kind is TopicKind.AUTOCONTROL:
         return ops.decode_operation(ops.AUTOCONTROL_MODELS[where.rule], payload)
+    if where.kind is TopicKind.ALERT_ACTION:
+        action = ops.decode_operation(ops.AlertAction, payload)
+        assert isinstance(action, ops.AlertAction)
+        ops.check_action(where.rule, action)
+        return action
     return decode_message(where, payload, now_ms=now_ms)
 
 

@@ -43,10 +43,31 @@ MODELS: list[tuple[str, type, str]] = [
         operations.AutoControlDecision,
         "gridedge/v1/alerts/autocontrol/(approve|reject)/{id} (operators)",
     ),
+    (
+        "alert action",
+        operations.AlertAction,
+        "gridedge/v1/alerts/action/(ack|assign|arrived|note|close|callback) (operators, per verb)",
+    ),
 ]
 
 # What changed in the contract, newest first: what a consumer written against an earlier text must do.
 CHANGES: list[tuple[str, list[str]]] = [
+    (
+        "operator actions on alerts (issue 23)",
+        [
+            "New topics `gridedge/v1/alerts/action/{verb}` (`ack`, `assign`, `arrived`, `note`, `close`, "
+            "`callback`) carrying `alert action`: the alert's `rule` and `subject`, `by`, optional `ts` and "
+            "the verb's own fields (`assign`: `crew`; `note`: `note`; `close`: `cause` and `outcome`; "
+            "`callback`: `outcome`). `gridedge/v1/alerts/action/...` is reserved: no alert rule is named "
+            "`action`. A consumer of `gridedge/v1/alerts/#` gets these too: decode by topic.",
+            "The alert gains `work` (`open`, `acknowledged`, `assigned`, `on_site`, `closed`; default "
+            "`open`), `assignee` and `arrived_ts` (ms). All optional: earlier consumers need no change. An "
+            "action re-publishes its alert: `updated` (retained) while it fires, else its `resolved` "
+            "record again (not retained) with the new work state.",
+            "New alert rule `rating_followup` (hall/{hall}/counter-{n}/ticket-{ticket}): a dissatisfied "
+            "rating's callback not made by its deadline.",
+        ],
+    ),
     (
         "event secured_read (issue 21)",
         [

@@ -53,6 +53,7 @@ RULE_IDS: Final = (
     "counter_paused",
     "dissatisfied_rating",
     "satisfaction_low",
+    "rating_followup",  # a dissatisfied rating's callback overdue (ingest/alerts/rules/followup.py)
     # devices (ingest/alerts/rules/devices.py)
     "device_offline",
 )
@@ -176,6 +177,10 @@ class Alert:
     message: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     flaps: int = 0  # firing <-> resolved changes within the damping window
+    # the people's work on it (operators' actions, ingest/alerts/work.py): open .. closed
+    work: m.WorkState = "open"
+    assignee: str = ""
+    arrived_at: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -45,6 +45,8 @@ from ..errors import RetryableWrite
 from ..influx import InfluxV1, make_writer
 from ..subscriber import Delivery, Subscriber
 from ..topology import Topology
+from .actions import ACTION_PREFIX
+from .actions import decode as decode_action
 from .autocontrol import APPROVE, REJECT, AutoControl, decode_decision, ledger_of, load_key
 from .autocontrol import FILTERS as AUTOCONTROL_FILTERS
 from .commits import Committer
@@ -56,6 +58,7 @@ from .outputs import Outputs, Publisher
 from .partition import Partition, PartitionedEngine, copy_state
 from .rules import rulesets
 from .store import Store
+from .work import WorkDesk
 
 log = logging.getLogger("ingest.alerts")
 
@@ -74,6 +77,8 @@ class RoleStats:
 
 def decode(topic: str, payload: bytes) -> Inbound:
     """A delivery as the engine sees it; raise ContractError for anything the contract refuses."""
+    if topic.startswith(ACTION_PREFIX):
+        return decode_action(topic, payload)  # an operator's action on an alert (ingest/alerts/work.py)
     if topic.startswith((APPROVE, REJECT)):
         try:
             return decode_decision(topic, payload)
@@ -116,7 +121,7 @@ def alert_filters(cfg: IngestConfig, sets: Iterable[RuleSet]) -> list[str]:
         filters += [t for t in rs.topics if t not in filters]
     if cfg.alerts.autocontrol.enabled:
         filters += [t for t in AUTOCONTROL_FILTERS if t not in filters]
-    return filters
+    return [*filters, topics.ACTION_FILTER] if topics.ACTION_FILTER not in filters else filters
 
 
 def session_config(cfg: IngestConfig, filters: list[str]) -> MqttSection:
@@ -168,6 +173,7 @@ class AlertsRole:
         publisher = Publisher(cfg.mqtt, client_id + "-pub")
         self.outputs = Outputs(publisher, self.writer, section.webhook, section.alertmanager)
         self.committer = Committer(self.engine, self.outputs, self._acknowledge)
+        self.work = WorkDesk(self.engine)  # operators' actions on alerts
         self.stats = RoleStats()
         self._lock = asyncio.Lock()
 
@@ -345,6 +351,7 @@ class AlertsRole:
             for item in outgoing:
                 sent += await self.outputs.send(item.topic, item.payload, retain=item.retain)
             self.outputs.write_later(lines)
+        self.outputs.write_later(self.work.take_lines())
         step = await self.committer.put(sent, self.engine.prepare(), batch)
         return step.done
 
@@ -367,4 +374,5 @@ class AlertsRole:
             self.stats.malformed += 1
             log.debug("alerts: skipped %s: %s: %s", d.topic, exc.field, exc.reason)
             return []
-        return self.engine.on_message(inbound)
+        # an operator's action changes its alert's work state first; then the rules see it too
+        return self.work.act(inbound) + self.engine.on_message(inbound)

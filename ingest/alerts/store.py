@@ -53,6 +53,9 @@ def alert_to_json(a: Alert) -> dict[str, Any]:
         "message": a.message,
         "labels": dict(a.labels),
         "flaps": a.flaps,
+        "work": a.work,
+        "assignee": a.assignee,
+        "arrived_at": a.arrived_at,
     }
 
 
@@ -69,6 +72,9 @@ def alert_from_json(d: Mapping[str, Any]) -> Alert:
         message=d.get("message", ""),
         labels=dict(d.get("labels") or {}),
         flaps=int(d.get("flaps", 0)),
+        work=d.get("work") or "open",
+        assignee=str(d.get("assignee") or ""),
+        arrived_at=d.get("arrived_at"),
     )
 
 

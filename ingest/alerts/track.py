@@ -25,6 +25,7 @@ class Change:
     kind: ChangeKind
     alert: Alert
     at: float
+    record: bool = True  # an `alert` point in InfluxDB (not an operator's action: Engine.amend)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from gridedge.services import InfluxDB
+from ingest.alerts.actions import Action
+from ingest.alerts.work import action_line
 from ingest.lineproto import point
 from ingest.schema import lines_for
 from ingest.topology import Topology
@@ -31,6 +33,7 @@ DATASOURCES = REPO / "deploy" / "grafana" / "provisioning" / "datasources"
 EXPECTED = {"cost-control", "outage-desk", "hall-manager", "fleet"}
 # what the ingest writes (ingest/schema.py, ingest/service.py) plus the alert engine's measurement
 MEASUREMENTS = {"meter", "meter_event", "hall_event", "rating", "device_health", "gateway", "alert", "ingest"}
+MEASUREMENTS |= {"alert_action"}  # and its operators' actions (ingest/alerts/work.py)
 _VAR_RE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 
 
@@ -230,10 +233,24 @@ def _alerts(now: int) -> list[str]:
     return out
 
 
+def _actions(now: int) -> list[str]:
+    """Operators' actions as the work desk records them (ingest/alerts/work.py `action_line`)."""
+    area = ("area_outage", "area/area-a02")
+    rating = ("rating_followup", "hall/hall-main/counter-2/ticket-A002")
+    acts = [
+        (Action("ack", *area, "dispatcher"), "acknowledged", 24),
+        (Action("assign", *area, "dispatcher", crew="crew-3"), "assigned", 23),
+        (Action("arrived", *area, "crew-3 lead", crew="crew-3"), "on_site", 15),
+        (Action("callback", *rating, "hall manager", outcome="satisfied"), "closed", 3),
+    ]
+    return [action_line(a, work, (now - ago * 60_000) / 1000) for a, work, ago in acts]
+
+
 def write_dataset(db: InfluxDB, now_ms: int) -> int:
     topology = Topology.load(REPO / "examples" / "topology.yaml")
     lines = [line for msg in _messages(now_ms) for line in lines_for(_contract(msg), topology)]
     lines += _alerts(now_ms)
+    lines += _actions(now_ms)
     db.write("\n".join(lines))
     return len(lines)
 

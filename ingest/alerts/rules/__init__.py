@@ -8,7 +8,7 @@ from typing import Final
 from ..model import RuleSet
 
 # relative to this package; cost control has its own package beside it (ledger, billing, rule)
-MODULES: Final = (".devices", ".outage", "..costcontrol.rule", ".reading", ".hall")
+MODULES: Final = (".devices", ".outage", "..costcontrol.rule", ".reading", ".hall", ".followup")
 
 
 def rulesets() -> list[RuleSet]:

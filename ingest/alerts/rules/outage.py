@@ -30,6 +30,12 @@ for the returning meters' power-down records before resolving: `Event` `power_do
 or `source: backfilled`), whose `ts` is the meter's own record of the supply loss and return. The
 resolving signal carries `started_at` / `ended_at` = the median of those records (within
 `backfill_lookback_s` before the outage opened), else the first dark time / when restoration was seen.
+
+SLA (`outage_sla_at_risk`, same subject as its outage): the restoration clock and, with `sla_arrival`,
+the arrival clock (ingest/alerts/slaclocks.py): the crew is on site at the first operator's `arrived`
+action on the outage (or its at-risk alert). It fires when either is past `sla_at_risk_share` of its
+promise, names which (label `promise`: arrival, restoration or both) and stays until the outage ends
+once a promise is broken or missed (a late arrival is a miss even after the crew is there).
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ from protocols import messages as m
 from protocols.config import Frozen
 
 from ...topology import Topology
-from .. import sla
+from .. import sla, slaclocks
+from ..actions import Action, action_of
 from ..model import (
     Inbound,
     RuleContext,
@@ -62,6 +69,7 @@ __all__ = ["RULESET", "OutageConfig", "OutageRule"]
 
 _PHASES = ("A", "B", "C")
 _DARK = frozenset({"down", "low", "silent"})
+_OUTAGES = ("area_outage", "phase_outage")
 _RECORDS_KEPT = 8
 Key = tuple[str, str]
 _RESOLVED = {  # resolve messages; the engine fills {{duration}} in
@@ -92,7 +100,12 @@ class OutageConfig(Frozen):
     backfill_lookback_s: float = Field(3600.0, ge=0, description="records this long before opening count")
     clear_s: float = Field(0.0, ge=0, description="hysteresis of the meter-level alerts")
     sla_preset: sla.Preset = Field("seed", description="repair promise preset: seed, sgcc-2023, csg")
-    sla_at_risk_share: float = Field(0.8, gt=0, le=1, description="share of the restoration promise")
+    sla_at_risk_share: float = Field(0.8, gt=0, le=1, description="share of a promise that is 'at risk'")
+    sla_arrival: bool = Field(
+        False,
+        description="also judge the crew's arrival promise (needs operators reporting `arrived`: without"
+        " them every outage would miss it)",
+    )
 
 
 @dataclass(slots=True)
@@ -117,6 +130,7 @@ class _Outage:
     started_at: float
     members: list[str] = field(default_factory=list)  # "gw/dev" of the meters dark while open
     restored_at: float | None = None
+    arrived_at: float | None = None  # the first crew on site (an operator's `arrived` action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +175,9 @@ class OutageRule:
         msg = inbound.message
         if isinstance(msg, m.Status):
             return self._on_status(msg.gw or inbound.gw, msg.state, now)
+        action = action_of(inbound) if not inbound.gw else None
+        if action is not None:
+            return self._on_action(action, now)
         key = (inbound.gw, inbound.dev)
         info = self._topo.device(*key)
         if info is None or not info.area or not isinstance(msg, m.Reading | m.Event):
@@ -202,6 +219,15 @@ class OutageRule:
         for area in self._topo.gateway_areas(gw):
             signals += self._evaluate_area(area, now)
         return signals
+
+    def _on_action(self, action: Action, now: float) -> list[Signal]:
+        """An operator's `arrived` on an open outage (or its at-risk alert): the arrival clock stops."""
+        outage = self._outages.get(action.subject)
+        if action.verb != "arrived" or outage is None or action.rule not in (*_OUTAGES, "outage_sla_at_risk"):
+            return []
+        at = action.at if action.at is not None else now
+        outage.arrived_at = at if outage.arrived_at is None else min(outage.arrived_at, at)
+        return self._evaluate_area(outage.area, now)
 
     def _on_reading(self, meter: _Meter, msg: m.Reading, threshold_v: float, now: float) -> None:
         meter.last_seen = now
@@ -457,24 +483,46 @@ class OutageRule:
         for subject, outage in self._outages.items():
             if outage.area != area:
                 continue
-            region = self._topo.area(outage.area).region
-            promise = sla.promise(self._cfg.sla_preset, region)
-            elapsed = (outage.restored_at or now) - outage.started_at
-            state = sla.sla_state(elapsed, promise.restore_s, self._cfg.sla_at_risk_share)
-            if state == "ok":
+            clocks = [c for c in self._clocks(outage, now) if c.alarming]
+            if not clocks:
                 out += self._inactive("outage_sla_at_risk", subject, now)
                 continue
-            severity = Severity.CRITICAL if state == "broken" else Severity.WARNING
+            region = self._topo.area(outage.area).region
+            worst = Severity.CRITICAL if any(c.state != "at_risk" for c in clocks) else Severity.WARNING
             text = (
-                f"{outage.rule.replace('_', ' ')} in {outage.area} open {elapsed / 60:.0f} min: restoration"
-                f" promise of {promise.restore_s / 60:.0f} min ({self._cfg.sla_preset}, {region})"
-                f" {'broken' if state == 'broken' else 'at risk'}"
+                f"{outage.rule.replace('_', ' ')} in {outage.area} ({self._cfg.sla_preset}, {region}): "
+                + slaclocks.describe(clocks)
             )
-            labels = {"area": outage.area, "region": region, "outage": outage.rule}
-            value = elapsed / promise.restore_s
-            extra = {"severity": severity, "value": value, "started_at": outage.started_at}
+            labels: dict[str, str] = {
+                "area": outage.area,
+                "region": region,
+                "outage": outage.rule,
+                "promise": ",".join(c.name for c in clocks),
+                **{c.name: c.state for c in clocks},
+            }
+            value = max(c.ratio for c in clocks)
+            extra = {"severity": worst, "value": value, "started_at": outage.started_at}
             out.append(self._signal("outage_sla_at_risk", subject, now, text, labels, **extra))
         return out
+
+    def _clocks(self, outage: _Outage, now: float) -> list[slaclocks.Clock]:
+        """The outage's SLA clocks: arrival (with `sla_arrival`) and restoration."""
+        promise = sla.promise(self._cfg.sla_preset, self._topo.area(outage.area).region)
+        share, start, restored = self._cfg.sla_at_risk_share, outage.started_at, outage.restored_at
+        clocks = [slaclocks.restoration_clock(start, now, restored, promise, share)]
+        if self._cfg.sla_arrival:
+            clocks.insert(
+                0,
+                slaclocks.arrival_clock(
+                    start,
+                    now,
+                    arrived_at=outage.arrived_at,
+                    restored_at=restored,
+                    promise=promise,
+                    share=share,
+                ),
+            )
+        return clocks
 
     # ---- signals and memory --------------------------------------------------------------------------
 
