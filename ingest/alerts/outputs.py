@@ -100,6 +100,9 @@ def message(change: Change) -> m.Alert:
         dev=dev,
         labels={str(k): str(v) for k, v in a.labels.items()},
         flaps=a.flaps,
+        work=a.work,
+        assignee=a.assignee,
+        arrived_ts=None if a.arrived_at is None else _ms(a.arrived_at),
     )
 
 
@@ -268,7 +271,8 @@ class Outputs:
         the returned publishes are confirmed with `confirm` (InfluxDB is written by `flush_influx`)."""
         sent: list[Sent] = []
         for change in changes:
-            self._lines.append(influx_line(change))
+            if change.record:
+                self._lines.append(influx_line(change))
             try:
                 body = encode(change)
             except ContractError as exc:
