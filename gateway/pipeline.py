@@ -7,6 +7,7 @@ spooled as the contract's `Sample` (encoded here, once); the publisher wraps it 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -28,7 +29,7 @@ class SpoolSink:
     async def poll_result(self, driver: Driver, result: PollResult) -> None:
         topic = outbox.reading_topic(self.gw, driver.id)
         entries = [self._sample(driver, topic, s) for s in result.samples if s.values or s.quality]
-        entries += [self._event(driver, e) for e in result.events]
+        entries += [self._event(driver, e) for e in distinct_times(result.events)]
         await self.spool.add(entries)
 
     async def health(self, driver: Driver, dev: str, health: DeviceHealth) -> None:
@@ -54,3 +55,18 @@ class SpoolSink:
             return m.encode(outbox.event(gw, dev, event, seq)[1])
 
         return Entry(dev, "event", outbox.event_topic(gw, dev), build)
+
+
+def distinct_times(events: list[DeviceEvent]) -> list[DeviceEvent]:
+    """Events of one kind of one device that a poll dated alike (a hall's day end abandons every
+    unserved ticket at once) get 1 ms apart: InfluxDB keeps one point per series and timestamp, so
+    the same kind at the same millisecond would overwrite all but the last (measured in a report)."""
+    taken: set[tuple[str, str, int]] = set()
+    out = []
+    for event in events:
+        ts = event.ts_ms
+        while (event.dev, event.kind, ts) in taken:
+            ts += 1
+        taken.add((event.dev, event.kind, ts))
+        out.append(event if ts == event.ts_ms else dataclasses.replace(event, ts_ms=ts))
+    return out
