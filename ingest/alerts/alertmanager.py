@@ -6,10 +6,14 @@ engine did), make the engine wait for Alertmanager, or lose a change without cou
 
 Mapping of one `protocols.messages.Alert` to a postable alert:
 - labels: `alertname` = rule, `subject`, `severity`, `subject_kind`, `gw` / `dev` (device and gateway
-  subjects) and the alert's own labels (area, hall, counter, ...) over `alertmanager.labels`; a label
-  name Alertmanager refuses (`[a-zA-Z_][a-zA-Z0-9_]*`) gets `_` for each other character; empty values
+  subjects) and those of the alert's own labels named in `alertmanager.label_keys` (where the subject
+  is: site, area, region, phase, hall, counter, account ...), over `alertmanager.labels`. A label set
+  is an alert's identity to Alertmanager (grouping, silences, inhibition match it), so it holds nothing
+  that changes while the alert fires but its severity;
+- annotations: `summary` = the alert's message, `value`, `flaps` when the engine damps the subject, and
+  the alert's other labels (inhibits, inhibited_by, ticket, staff, SLA clock states ...);
+- names Alertmanager refuses (`[a-zA-Z_][a-zA-Z0-9_]*`) get `_` for each other character; empty values
   are left out (Alertmanager treats an empty label as an absent one);
-- annotations: `summary` = the alert's message, `value`, `flaps` when the engine damps the subject;
 - `startsAt` = when it fired; `endsAt`: a resolved alert's end, a firing one's `now + lease_s`;
 - `generatorURL` from `alertmanager.generator_url` when set.
 
@@ -72,7 +76,7 @@ class AlertmanagerStats:
     sent: int = 0  # alerts Alertmanager accepted (re-sends included)
     posts: int = 0  # successful POSTs
     retries: int = 0  # failed attempts (connection, timeout, 5xx ...), retried after a back-off
-    refused: int = 0  # alerts in a POST Alertmanager refused with 400/422 (not retried)
+    refused: int = 0  # alerts in POSTs answered 400/422 (not retried; Alertmanager keeps the valid ones)
     dropped: int = 0  # ended alerts dropped because `queue` were already waiting
     pending: int = 0  # alerts due now (firing re-sends and ended alerts)
     connected: bool = False  # the last POST succeeded
@@ -95,31 +99,42 @@ def rfc3339(ms: int) -> str:
     )
 
 
-def labels_of(msg: m.Alert, static: dict[str, str]) -> dict[str, str]:
+def labels_of(msg: m.Alert, cfg: AlertmanagerSection) -> dict[str, str]:
     """The alert's labels as Alertmanager gets them (see the module docstring for precedence)."""
-    merged = {**static, **msg.labels}
+    merged = {**cfg.labels, **{k: v for k, v in msg.labels.items() if k in cfg.label_keys}}
     if msg.gw:
         merged["gw"], merged["dev"] = msg.gw, msg.dev
     merged["alertname"], merged["subject"] = msg.rule, msg.subject
     merged["severity"], merged["subject_kind"] = msg.severity, msg.subject_kind
+    return _clean(merged)
+
+
+def annotations_of(msg: m.Alert, cfg: AlertmanagerSection) -> dict[str, str]:
+    """`summary`, `value`, `flaps` and the alert's labels that are not `label_keys`."""
+    out = {k: v for k, v in msg.labels.items() if k not in cfg.label_keys}
+    out["summary"] = msg.message
+    if msg.value is not None:
+        out["value"] = f"{msg.value:g}"
+    if msg.flaps:
+        out["flaps"] = str(msg.flaps)
+    return _clean(out)
+
+
+def _clean(pairs: dict[str, str]) -> dict[str, str]:
+    """Names Alertmanager accepts (the first of two names made the same stays), no empty values."""
     out: dict[str, str] = {}
-    for name, value in merged.items():
-        if value:  # names made the same by label_name: the first one stays
+    for name, value in pairs.items():
+        if value:
             out.setdefault(label_name(name), value)
     return out
 
 
 def postable(msg: m.Alert, cfg: AlertmanagerSection) -> Postable:
     """The postable alert of one change, without `endsAt` when it fires (the sender adds its lease)."""
-    annotations = {"summary": msg.message}
-    if msg.value is not None:
-        annotations["value"] = f"{msg.value:g}"
-    if msg.flaps:
-        annotations["flaps"] = str(msg.flaps)
     start = msg.fire_ts if msg.fire_ts is not None else msg.start_ts
     out: Postable = {
-        "labels": labels_of(msg, cfg.labels),
-        "annotations": annotations,
+        "labels": labels_of(msg, cfg),
+        "annotations": annotations_of(msg, cfg),
         "startsAt": rfc3339(start),
     }
     if str(msg.state) == "resolved":
@@ -188,10 +203,13 @@ class AlertmanagerOutput:
         if ident not in self._ended and len(self._ended) >= self.cfg.queue:
             self.stats.dropped += 1
             self._due.pop(ident, None)
-            log.warning(
-                "alerts: alertmanager: %s %s not sent: %d ended alerts already wait (alertmanager.queue)",
-                alert["labels"].get("alertname"), alert["labels"].get("subject"), len(self._ended),
-            )  # fmt: skip
+            if self.stats.dropped % 1000 == 1:  # the first, then one line per thousand: no log flood
+                log.warning(
+                    "alerts: alertmanager: %s %s not sent: %d ended alerts already wait "
+                    "(alertmanager.queue); %d dropped so far",
+                    alert["labels"]["alertname"], alert["labels"]["subject"], len(self._ended),
+                    self.stats.dropped,
+                )  # fmt: skip
             return
         self._ended[ident] = alert
         self._due[ident] = None

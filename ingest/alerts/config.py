@@ -57,6 +57,12 @@ class WebhookSection(Frozen):
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
 
 
+# where the subject is: fixed for an alert's life, so Alertmanager's identity of it (its label set) is too
+ALERTMANAGER_LABEL_KEYS = (
+    "gw", "dev", "site", "area", "region", "phase", "hall", "counter", "account", "customer_class", "outage",
+)  # fmt: skip
+
+
 class AlertmanagerSection(Frozen):
     """Optional: alerts POSTed to a Prometheus Alertmanager's v2 API (ingest/alerts/alertmanager.py).
     A firing alert is re-sent every `resend_s` with `endsAt` = now + `lease_s`, so Alertmanager ends
@@ -80,6 +86,11 @@ class AlertmanagerSection(Frozen):
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization")
     labels: dict[str, str] = Field(
         default_factory=dict, description="added to every alert, e.g. {source: gridedge, company: x}"
+    )
+    label_keys: list[str] = Field(
+        default_factory=lambda: list(ALERTMANAGER_LABEL_KEYS),
+        description="the alert's labels sent as labels (they place the subject and never change while "
+        "it fires); its others (inhibits, ticket, SLA clock states ...) are sent as annotations",
     )
     generator_url: str | None = Field(
         default=None, description="generatorURL, with {rule} and {subject} replaced (URL-quoted)"

@@ -155,9 +155,12 @@ def test_postable_maps_rule_subject_severity_labels_and_times() -> None:
     firing = postable(alert_msg(), cfg)
     assert firing["labels"] == {
         "alertname": "device_offline", "subject": "gw-1/m1", "severity": "major", "subject_kind": "device",
-        "gw": "gw-1", "dev": "m1", "area": "area-1", "feeder_no": "7", "source": "gridedge",
+        "gw": "gw-1", "dev": "m1", "area": "area-1", "source": "gridedge",
     }  # fmt: skip
-    assert firing["annotations"] == {"summary": "m1 offline for 60 s", "value": "60"}
+    # the alert's labels that are not label_keys (they may change while it fires) are annotations
+    assert firing["annotations"] == {"summary": "m1 offline for 60 s", "value": "60", "feeder_no": "7"}
+    keyed = postable(alert_msg(), cfg.model_copy(update={"label_keys": ["area", "feeder-no"]}))
+    assert keyed["labels"]["feeder_no"] == "7" and "feeder_no" not in keyed["annotations"]
     assert firing["startsAt"] == "1970-01-01T00:16:00.000Z" and "endsAt" not in firing  # the sender's lease
     assert firing["generatorURL"].endswith("rule=device_offline&subject=gw-1%2Fm1")
     resolved = postable(alert_msg("resolved", end_ts=990_000), cfg)
@@ -378,3 +381,20 @@ async def test_what_is_due_at_shutdown_is_sent_by_close(alertmanager: Alertmanag
     outputs.alertmanager.put(alert_msg("resolved", fire_ts=now_ms - 1000, ts=now_ms, end_ts=now_ms))
     await outputs.close()  # a resolution of the last moment is not left to the lease
     assert alertmanager.alerts() == [] and outputs.alertmanager.stats.sent == 2
+
+
+async def test_a_label_outside_label_keys_changing_while_firing_keeps_one_alert(
+    alertmanager: Alertmanager,
+) -> None:
+    """`inhibits` grows as an outage explains more meters: the same alert to Alertmanager, updated."""
+    out = AlertmanagerOutput(AlertmanagerSection(url=alertmanager.url, **FAST))
+    now_ms = round(time.time() * 1000)
+    first = {"area": "area-1", "region": "urban", "inhibits": "gw-1/m1"}
+    out.put(alert_msg(rule="area_outage", subject="area/area-1", labels=first, fire_ts=now_ms, ts=now_ms))
+    await out.flush(10)
+    more = {**first, "inhibits": "gw-1/m1,gw-1/m2"}
+    out.put(alert_msg(rule="area_outage", subject="area/area-1", labels=more, fire_ts=now_ms, ts=now_ms + 1))
+    await out.flush(10)
+    (got,) = alertmanager.alerts()
+    assert got["annotations"]["inhibits"] == "gw-1/m1,gw-1/m2"  # type: ignore[index]
+    assert "inhibits" not in got["labels"] and out.stats.sent == 2  # type: ignore[operator]
