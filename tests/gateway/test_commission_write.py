@@ -269,3 +269,44 @@ def test_a_config_over_its_airtime_budget_is_not_written(tmp_path: Path) -> None
         )
     assert result.returncode == 2 and "over capacity" in result.stderr and str(config) in result.stderr
     assert not config.exists() and not list(tmp_path.glob(".gateway.yaml.*"))
+
+
+@pytest.mark.integration
+def test_a_hall_is_one_device_and_dlt698_meters_are_found_through_the_registry(tmp_path: Path) -> None:
+    config, hall, d698 = tmp_path / "gateway.yaml", tmp_path / "hall-line", tmp_path / "rs485-698"
+    with (
+        sim("hall", "--port", "pty", "--link", str(hall), "--counters", "2"),
+        sim("dlt698", "--port", "pty", "--baud", "2400", "--link", str(d698), "--meter", "000000000011"),
+    ):
+        commission(
+            "--port",
+            str(hall),
+            "--template",
+            "hall",
+            "--hall-addresses",
+            "1-40",
+            "--write",
+            str(config),
+            "--gateway-id",
+            "gw-test",
+            "--state-dir",
+            str(tmp_path / "state"),
+        )
+        answer = commission(
+            "--port",
+            str(d698),
+            "--template",
+            "dlt698-1p-prepaid",
+            "--addresses",
+            "000000000010-000000000012",
+            "--append",
+            str(config),
+        )
+    assert [(d["device"], d["result"]) for d in answer["devices"]] == [("000000000011", "added")]
+    buses = yaml.safe_load(config.read_text())["buses"]
+    (hall_device,) = buses[0]["devices"]
+    assert hall_device["dispenser"] == 1 and hall_device["counters"] == [
+        {"counter": 1, "keypad": 2, "rating_pad": 33},
+        {"counter": 2, "keypad": 3, "rating_pad": 34},
+    ]
+    assert buses[1]["devices"][0]["kind"] == "dlt698" and buses[1]["devices"][0]["control"] is True
