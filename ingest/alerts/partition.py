@@ -26,12 +26,9 @@ gateway, area, hall or account): rules that judge what they never heard (topolog
 report, every ledger account on the timer, rule memory inherited from a larger partition) cannot
 raise another partition's alert.
 
-Changing n (docs/production.md, "Repartitioning the alert engines"): when the new count is a multiple
-of the old one, new partition j owns a subset of old partition j mod n_old (crc32 % m, m a multiple of
-n, determines crc32 % n), so it starts from a copy of that engine's state file (`inherit_from`) and
-forgets the alerts it no longer owns, without publishing anything about them (their new owner has
-them). Other changes go through 1 partition (merge: every state, kept in one file, is not generic
-across rule memories, so a merge is a rebuild from the stream, see the procedure).
+Changing n (docs/production.md, "Repartitioning the alert engines"): each new engine's state file is
+handed over from the old ones (ingest/alerts/handover.py); `PartitionedEngine.own` then forgets any
+current alert about another partition's subject without publishing anything (its owner has it).
 """
 
 from __future__ import annotations
@@ -85,9 +82,8 @@ def group_keys(topology: Topology) -> dict[str, str]:
 
 
 def _places(info: DeviceInfo) -> list[str]:
-    return [
-        p for p in (f"area:{info.area}" if info.area else "", f"hall:{info.hall}" if info.hall else "") if p
-    ]
+    """The aggregates a device belongs to: its area and its hall."""
+    return [f"{kind}:{name}" for kind, name in (("area", info.area), ("hall", info.hall)) if name]
 
 
 class Partition:
