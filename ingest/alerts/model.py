@@ -271,8 +271,9 @@ class Partitioned(Protocol):
     """A rule whose state is many independent parts (one per meter): at each commit only the parts
     changed since the last one are written (`take_changes`: changed parts, removed part keys), and at a
     restart they are handed back (`restore_parts`, after `restore` of its `snapshot()`, which then holds
-    only what is not per part). Measured: the whole reading-rule state of 20,000 meters was 5.6 MB and
-    0.65 s to build, written at every batch."""
+    only what is not per part). A part is plain JSON: strings, finite numbers, booleans, None, lists and
+    dicts with string keys (a NaN would come back None). Measured: the whole reading-rule state of 20,000
+    meters was 5.6 MB and 0.65 s to build, written at every batch."""
 
     def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]: ...
 
