@@ -90,6 +90,7 @@ class Engine(Inhibiting, Persisting, Amending):
         self._recent: collections.OrderedDict[tuple[str, str], Track] = collections.OrderedDict()
         self._flips: dict[tuple[str, str], list[float]] = {}
         self._dirty = Dirty()
+        self._prepared_rules: dict[str, str] = {}
         self._announced: set[tuple[str, str]] = set()  # reported active in this evaluation (wants)
         if store is not None:
             self._restore(store)

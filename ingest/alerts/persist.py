@@ -39,6 +39,7 @@ class Persisting:
     _recent: collections.OrderedDict[Key, Track]
     _flips: dict[Key, list[float]]
     _dirty: Dirty
+    _prepared_rules: dict[str, str]  # each rule's snapshot as last prepared
 
     def _remember(self, k: Key, track: Track) -> None:
         self._recent.pop(k, None)
@@ -70,7 +71,9 @@ class Persisting:
         if snapshots:
             for key, rule in self._stateful():
                 try:
-                    snap.rules[key] = json.dumps(rule.snapshot())
+                    text = json.dumps(rule.snapshot())
+                    if self._prepared_rules.get(key) != text:  # unchanged: the store has it (a row a batch)
+                        snap.rules[key] = self._prepared_rules[key] = text
                     if isinstance(rule, Partitioned):
                         snap.parts[key] = encode_parts(*rule.take_changes())
                 except Exception:
