@@ -42,7 +42,6 @@ from .services import REPO_ROOT, InfluxDB, Mosquitto, ServiceError, stop_process
 EXAMPLES = REPO_ROOT / "examples"
 DEMO = EXAMPLES / "demo"
 GATEWAY_YAML = EXAMPLES / "gateway.yaml"
-SIM_KINDS_AVAILABLE = ("dlt645", "modbus", "hall")
 # the demo's own state in the work directory: removed at start so every run begins clean
 STATE = ("mosquitto", "influxdb", "state", "alerts.sqlite*", "costcontrol-ledger.sqlite*")
 
@@ -70,12 +69,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _available_site(workdir: Path) -> tuple[Path, list[str]]:
-    """examples/sim.yaml without the device kinds whose simulator is not in this build."""
+    """examples/sim.yaml without the device kinds whose simulator is not in this build, its pty links
+    in `workdir` (two demos at once, e.g. two test workers, must not take each other's lines)."""
     from importlib.util import find_spec
 
     site = yaml.safe_load((EXAMPLES / "sim.yaml").read_text())
     missing: list[str] = []
     for line in site["lines"]:
+        if line.get("link"):
+            line["link"] = str(workdir / Path(line["link"]).name)
         keep = []
         for group in line["devices"]:
             if find_spec(f"firmware_sim.devices.{group['kind']}") is None:
@@ -135,6 +137,17 @@ def _clean(workdir: Path) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink()
+
+
+def _gateway_config(workdir: Path) -> Path:
+    """examples/gateway.yaml with its ports on the pty links `_available_site` put in `workdir`."""
+    doc = yaml.safe_load(GATEWAY_YAML.read_text())
+    for bus in doc["buses"]:
+        if str(bus["port"]).startswith("/tmp/gridedge/"):
+            bus["port"] = str(workdir / Path(bus["port"]).name)
+    path = workdir / "gateway.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 def _buses() -> dict[str, list[str]]:
@@ -205,7 +218,7 @@ def run_demo(args: argparse.Namespace) -> int:
         demo.spawn("ingest", ["-v", "ingest", "run", "-c", str(ingest_cfg)], ingest_env)
         # the ingest's sessions exist from their first SUBSCRIBE on: readings published before would be lost
         _wait_logged(demo, "ingest", "mqtt: subscribed to", 2)  # the writer and the alert engine
-        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(GATEWAY_YAML)], gateway_env)
+        demo.spawn("gateway", ["-v", "gateway", "run", "-c", str(_gateway_config(workdir))], gateway_env)
         print(f"gateway and ingest running; logs in {workdir}/. Ctrl-C stops everything.")
         print(
             f"send a signed command: gridedge cmd --port {broker.port} --key-file {key_file} "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ def gateway_yaml(where: Path) -> Path:
     """examples/gateway.yaml with its serial ports (the simulators' pty links) present under `where`:
     the loader checks that each port exists."""
     text = (EXAMPLES / "gateway.yaml").read_text().replace("/tmp/gridedge/tty-", f"{where}/tty-")
-    for name in ("area-a01", "area-a02", "hall"):
+    for name in re.findall(r"/tmp/gridedge/tty-([\w-]+)", (EXAMPLES / "gateway.yaml").read_text()):
         (where / f"tty-{name}").touch()
     path = where / "gateway.yaml"
     path.write_text(text)
