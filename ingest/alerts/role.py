@@ -173,7 +173,7 @@ class AlertsRole:
         publisher = Publisher(cfg.mqtt, client_id + "-pub")
         self.outputs = Outputs(publisher, self.writer, section.webhook, section.alertmanager)
         self.committer = Committer(self.engine, self.outputs, self._acknowledge)
-        self.work = WorkDesk(self.engine)  # operators' actions on alerts
+        self.work = WorkDesk(self.engine, partitioned=self.partition is not None)  # operators' actions
         self.stats = RoleStats()
         self._lock = asyncio.Lock()
 

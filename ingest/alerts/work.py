@@ -65,8 +65,10 @@ def action_line(action: Action, work_state: str, at: float) -> str:
 
 
 class WorkDesk:
-    def __init__(self, alerts: Alerts) -> None:
+    def __init__(self, alerts: Alerts, *, partitioned: bool = False) -> None:
         self.alerts = alerts
+        # a partitioned engine gets every action, mostly about other partitions' alerts: not a warning
+        self._unknown_level = logging.INFO if partitioned else logging.WARNING
         self.stats = WorkStats()
         self._lines: list[str] = []
 
@@ -80,7 +82,8 @@ class WorkDesk:
         alert = self.alerts.get(action.rule, action.subject)
         if alert is None:
             self.stats.unknown += 1
-            log.warning(
+            log.log(
+                self._unknown_level,
                 "alerts: %s by %s on %s %s refused: no such alert (current or recently resolved)",
                 action.verb, action.by, action.rule, action.subject,
             )  # fmt: skip

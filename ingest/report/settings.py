@@ -37,8 +37,9 @@ def context(
                 info.customer_class
             )
             meters[(gw, dev)] = float(interval or reading.interval_s)
-    # the hall rules may give the callback deadline (rating_followup); the option wins, else 24 h
-    deadline = callback_deadline_s or getattr(hall, "callback_deadline_s", None) or 24 * 3600.0
+    # the follow-up rules give the callback deadline (rating_followup); the option wins, else 24 h
+    followup = rules.get("followup", hall)
+    deadline = callback_deadline_s or getattr(followup, "callback_deadline_s", None) or 24 * 3600.0
     return Context(
         as_of=as_of,
         sla_preset=preset or outage.sla_preset,

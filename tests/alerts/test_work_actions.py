@@ -7,8 +7,12 @@ import pytest
 
 from ingest.alerts.actions import Action, action_of, decode, judge
 from ingest.alerts.model import Alert, AlertState, Severity
+from ingest.config import IngestConfig
+from ingest.report.settings import context
+from ingest.topology import Topology
 from protocols import operations as ops
 from protocols import topics
+from protocols.config import load
 from protocols.errors import ContractError
 
 
@@ -88,3 +92,9 @@ def test_a_callback_is_for_ratings() -> None:
     follow = Alert("rating_followup", "hall/h/counter-1/ticket-1", AlertState.PENDING, Severity.MAJOR, 0.0)
     call = Action("callback", "rating_followup", follow.subject, "li", outcome="satisfied")
     assert judge(follow, call, 1.0) is None and work(follow) == "closed"  # before its deadline: allowed
+
+
+def test_the_report_counts_callbacks_against_the_followup_rules_deadline() -> None:
+    doc = '{"alerts": {"rules": {"followup": {"callback_deadline_s": 7200}}}}'
+    cfg = load(IngestConfig, doc, source="test", environ={})
+    assert context(cfg, Topology.empty(), 0.0).callback_deadline_s == 7200.0
