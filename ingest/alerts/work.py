@@ -36,7 +36,8 @@ FUTURE_S = 300.0  # an action's `ts` may be this far ahead of the engine's clock
 class Alerts(Protocol):
     """What the desk needs of the engine."""
 
-    clock: Callable[[], float]
+    @property
+    def clock(self) -> Callable[[], float]: ...
 
     def get(self, rule: str, subject: str) -> Alert | None: ...
 

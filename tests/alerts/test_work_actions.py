@@ -6,7 +6,8 @@ import msgspec
 import pytest
 
 from ingest.alerts.actions import Action, action_of, decode, judge
-from ingest.alerts.model import Alert, AlertState, Severity
+from ingest.alerts.model import Alert, AlertState, Inbound, Severity
+from ingest.alerts.work import WorkDesk
 from ingest.config import IngestConfig
 from ingest.report.settings import context
 from ingest.topology import Topology
@@ -98,3 +99,42 @@ def test_the_report_counts_callbacks_against_the_followup_rules_deadline() -> No
     doc = '{"alerts": {"rules": {"followup": {"callback_deadline_s": 7200}}}}'
     cfg = load(IngestConfig, doc, source="test", environ={})
     assert context(cfg, Topology.empty(), 0.0).callback_deadline_s == 7200.0
+
+
+class _Engine:
+    """The two engine calls the desk makes, over one alert."""
+
+    def __init__(self, alert: Alert | None, now: float) -> None:
+        self.alert, self.now, self.amended = alert, now, 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def get(self, rule: str, subject: str) -> Alert | None:
+        return self.alert if self.alert is not None and self.alert.key == (rule, subject) else None
+
+    def amend(self, rule: str, subject: str, now: float) -> None:
+        self.amended += 1
+
+
+def _inbound(verb: str, ts_s: float | None = None, **fields: str) -> Inbound:
+    ts = {} if ts_s is None else {"ts": round(ts_s * 1000)}
+    return decode(topics.action_topic(verb), _payload(**ts, **fields))
+
+
+def test_the_desk_records_taken_actions_and_counts_the_others() -> None:
+    now = 1_763_800_000.0
+    engine = _Engine(_alert(), now)
+    desk = WorkDesk(engine)
+    assert desk.act(_inbound("ack", note="on it")) == [] and engine.amended == 1
+    assert desk.take_lines() == [
+        'alert_action,action=ack,rule=area_outage,subject=area/a1 by="wang",note="on it",crew="",cause="",'
+        f'outcome="",work_state="acknowledged" {round(now * 1000)}'
+    ]
+    desk.act(_inbound("arrived", ts_s=now + 3600))  # an hour ahead of the engine's clock
+    desk.act(_inbound("close", cause="c", outcome="o"))  # still firing
+    assert (desk.stats.actions, desk.stats.refused, engine.amended, desk.take_lines()) == (1, 2, 1, [])
+    other = WorkDesk(_Engine(None, now))
+    other.act(_inbound("ack"))
+    assert other.stats.unknown == 1 and other.take_lines() == []
+    assert desk.act(Inbound("gridedge/v1/gw/m1/reading", "gw", "m1", {})) == []  # not an action
