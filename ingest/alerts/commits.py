@@ -11,6 +11,13 @@ steps one by one. The durability promise is unchanged: the store holds only stat
 broker acknowledged (or gave up on after `CONFIRM_TIMEOUT_S`, counted as unconfirmed, as before), and
 the deliveries are acknowledged only after that, so a crash re-evaluates and re-publishes (idempotent).
 The queue is bounded (`DEPTH` steps): past it the engine waits.
+
+Steps that queued up while one was being finished are finished together: their publishes confirmed,
+InfluxDB written, their prepared states merged into one save (`store.merge`: the same end state as
+saving them one by one, in one transaction) and their deliveries acknowledged in one call, in order.
+When the engine keeps up its batches are small (~85 readings at 11,000 readings/s) and a save and an
+acknowledgement per batch (a transaction and a thread hop) held the queue at its depth: the engine
+waited for the committer and the saved state lagged it by up to 64 steps.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 from ..subscriber import Delivery
 from .engine import Engine, Prepared
 from .outputs import CONFIRM_TIMEOUT_S, Outputs, Sent
+from .store import merge
 
 DEPTH = 64  # batches whose publishes may be in flight at once
 DRAIN_S = CONFIRM_TIMEOUT_S  # at stop: how long the queued steps may wait for their acks, in all
@@ -47,11 +55,13 @@ class Committer:
     ) -> None:
         self.engine, self.outputs, self._ack = engine, outputs, ack
         self._queue: asyncio.Queue[Step] = asyncio.Queue(maxsize=depth)
-        self._current: Step | None = None  # taken from the queue, not finished (a cancelled run)
+        self._current: list[Step] = []  # taken from the queue, not finished (a cancelled run)
+        self.finished = 0  # finishes (saves and acknowledgements); steps finished: `steps`
+        self.steps = 0
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize() + (self._current is not None)
+        return self._queue.qsize() + len(self._current)
 
     async def put(self, sent: list[Sent], prepared: Prepared | None, batch: list[Delivery]) -> Step:
         """Queue one step (waits while `depth` steps are unfinished); await `step.done` to follow it."""
@@ -60,27 +70,35 @@ class Committer:
         return step
 
     async def run(self) -> None:
-        """Finish steps in order (a named task of the role)."""
+        """Finish steps in order, those queued meanwhile together (a named task of the role)."""
         while True:
-            if self._current is None:
-                self._current = await self._queue.get()
+            if not self._current:
+                self._current = [await self._queue.get()]
+            self._take_queued()
             await self._finish(self._current, CONFIRM_TIMEOUT_S)
-            self._current = None
+            self._current = []
 
     async def drain(self) -> None:
         """At stop (the run task cancelled): finish what is queued, waiting `DRAIN_S` in all for acks."""
         deadline = time.monotonic() + DRAIN_S
-        while self._current is not None or not self._queue.empty():
-            step = self._current or self._queue.get_nowait()
-            self._current = step
-            await self._finish(step, max(0.0, deadline - time.monotonic()))
-            self._current = None
+        self._take_queued()
+        if self._current:
+            await self._finish(self._current, max(0.0, deadline - time.monotonic()))
+            self._current = []
 
-    async def _finish(self, step: Step, timeout: float) -> None:
-        await self.outputs.confirm(step.sent, timeout)
+    def _take_queued(self) -> None:
+        while not self._queue.empty():
+            self._current.append(self._queue.get_nowait())
+
+    async def _finish(self, steps: list[Step], timeout: float) -> None:
+        await self.outputs.confirm([s for step in steps for s in step.sent], timeout)
         await self.outputs.flush_influx()
-        self.engine.save(step.prepared)
-        if step.batch:
-            await self._ack(step.batch)
-        if not step.done.done():
-            step.done.set_result(None)
+        self.engine.save(merge([step.prepared for step in steps]))
+        batch = [d for step in steps for d in step.batch]
+        if batch:
+            await self._ack(batch)
+        self.finished += 1
+        self.steps += len(steps)
+        for step in steps:
+            if not step.done.done():
+                step.done.set_result(None)

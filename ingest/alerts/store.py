@@ -130,6 +130,34 @@ def encode_parts(
 _PARTS = msgspec.json.Encoder()
 
 
+def merge(snaps: Iterable[Snapshot | None]) -> Snapshot | None:
+    """Consecutive saves as one: writing the result leaves the file as writing them in order would
+    (None: nothing to save, an engine without a store)."""
+    found = [s for s in snaps if s is not None]
+    if len(found) < 2:
+        return found[0] if found else None
+    out = Snapshot()
+    for snap in found:  # each write deletes its removed rows, then inserts its current ones
+        for k in snap.removed:
+            out.tracks.pop(k, None)
+            out.removed.add(k)
+        for k, t in snap.tracks.items():
+            out.tracks[k] = t
+            out.removed.discard(k)
+        out.history.extend(snap.history)  # upserts in order: the later version of a row wins
+        out.flaps.update(snap.flaps)
+        out.rules.update(snap.rules)
+        for name, (changed, gone) in snap.parts.items():
+            parts, deleted = out.parts.setdefault(name, ({}, set()))
+            for part in gone:
+                parts.pop(part, None)
+                deleted.add(part)
+            for part, text in changed.items():
+                parts[part] = text
+                deleted.discard(part)
+    return out
+
+
 @dataclass
 class StoredState:
     tracks: list[dict[str, Any]] = field(default_factory=list)
