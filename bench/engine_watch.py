@@ -9,13 +9,14 @@ From outside the process, through what the engine leaves anyway:
   rules keep each meter's newest sample time (`last_ts`, one part per meter in `rule_parts`), saved
   at every batch once its alerts are confirmed: a reading is evaluated (and saved) when its meter's
   `last_ts` reaches its `ts`. The **lag** is the published readings minus the evaluated ones, sampled
-  every 0.25 s (the stream's time stamps advance one second per `devices` readings, so the state
-  says where the engine is to `devices` readings).
-- **reading -> alert**: the benchmark's readings make each meter's register go down now and then (the
-  register value cycles): each such reading raises a `register_decrease` change (firing, then
-  updated), whose message names the two values. A subscriber on the alert topics matches each change
-  to the earliest not yet matched reading of that meter with those values; the latency is from that
-  reading's publish to the change's arrival.
+  every 0.25 s (the stream's time stamps advance `step_ms` per `devices` readings, so the state says
+  where the engine is to `devices` readings).
+- **reading -> alert**: two probe readings a second join the stream (one more meter, dated when sent,
+  its register a little lower each time), so each raises a register_decrease change (firing, then
+  updated) whose message names the value; a subscriber on that alert's topic times each from the
+  publish of the chunk it went out with to the change's arrival. (The stream's own readings are dated
+  ahead of the wall clock, one second per 200 readings, so the engine, which judges a condition from
+  the sample's time against its clock, fires none of theirs.)
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.mqtt_load import publish_packet
+
 _DOWN = re.compile(r"register of (\S+) went down from (\S+) to (\S+) kWh")
-TOLERANCE_KWH = 0.01  # the reading rules' default decrease_tolerance_kwh
 
 
 def quantiles(values: Sequence[float]) -> str:
@@ -50,8 +52,12 @@ def quantiles(values: Sequence[float]) -> str:
 class EngineWatch:
     """Samples the engine's progress from its state file and probes reading -> evaluated."""
 
-    def __init__(self, state: Path, base_ms: int, devices: int, published: Callable[[], int]) -> None:
-        self.state, self.base_ms, self.devices, self.published = state, base_ms, devices, published
+    def __init__(
+        self, state: Path, base_ms: int, step_ms: int, devices: int, published: Callable[[], int]
+    ) -> None:
+        """The stream: reading i is device i % devices, dated base_ms + (i // devices) * step_ms."""
+        self.state, self.base_ms, self.step_ms = state, base_ms, step_ms
+        self.devices, self.published = devices, published
         self.lags: list[tuple[float, int]] = []  # (seconds since start, readings behind)
         self.latencies: list[float] = []
         self.wanted: collections.deque[tuple[str, int, float]] = collections.deque(maxlen=1)
@@ -77,7 +83,7 @@ class EngineWatch:
         )
         if not row or row[0] is None:
             return 0
-        return int((float(row[0]) * 1000 - self.base_ms) // 1000 + 1) * self.devices
+        return int((float(row[0]) * 1000 - self.base_ms) // self.step_ms + 1) * self.devices
 
     def _meter_ts(self, dev: str) -> float | None:
         if self._rule is None:  # the reading rules' key, e.g. reading:0:missed_reading,...
@@ -129,41 +135,57 @@ class EngineWatch:
         half = [p for p in self.lags if p[0] >= end / 2]
         slope = (half[-1][1] - half[0][1]) / max(1e-9, half[-1][0] - half[0][0])
         points = ", ".join(f"{lag:,} at {t:.0f} s" for t, lag in marks)
-        return f"{points}; second half {slope:+,.0f} readings/s"
+        worst = [
+            max((lag for t, lag in self.lags if int(t) == sec), default=0) for sec in range(int(end) + 1)
+        ]
+        per_second = " ".join(f"{w / 1000:.0f}k" for w in worst)
+        return f"{points}; second half {slope:+,.0f} readings/s; worst each second: {per_second}"
 
 
 class AlertWatch:
-    """Subscribes to the alert topics and matches register_decrease changes to the readings behind them."""
+    """Probe readings in the stream, each a register going down (so each raises a register_decrease
+    change: firing, then updated), and a subscriber on that alert's topic that times them."""
 
-    def __init__(self, port: int) -> None:
-        self.triggers: dict[tuple[str, str, str], collections.deque[int]] = collections.defaultdict(
-            collections.deque
-        )
-        self.sent: list[float] = []  # publish time of each reading, by index
+    EVERY_S = 0.5
+
+    def __init__(self, port: int, gw: str, dev: str = "probe") -> None:
+        self.gw, self.dev = gw, dev
+        self.probes = 0
         self.latencies: list[float] = []
         self.unmatched = 0
+        self._sent: dict[str, float] = {}  # the alert message's "to" value -> publish time
+        self._unsent: list[str] = []
+        self._next = 0.0
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lat-alerts", protocol=mqtt.MQTTv5)
         self._client.on_message = self._on_message
         self._subscribed = threading.Event()
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
-        self._client.subscribe("gridedge/v1/alerts/register_decrease/#", qos=0)
+        self._client.subscribe(f"gridedge/v1/alerts/register_decrease/{gw}/{dev}", qos=0)
         if not self._subscribed.wait(10):
             raise TimeoutError("the alert watcher did not get its subscription")
 
-    def expect(self, stream: Sequence[tuple[str, float]]) -> None:
-        """`stream`: (dev, energy register) of every reading in publish order."""
-        last: dict[str, float] = {}
-        self.sent = [0.0] * len(stream)
-        for i, (dev, kwh) in enumerate(stream):
-            prev = last.get(dev)
-            if prev is not None and kwh < prev - TOLERANCE_KWH:
-                self.triggers[(f"gw-lat/{dev}", f"{prev:.2f}", f"{kwh:.2f}")].append(i)
-            last[dev] = kwh
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
 
-    def published(self, start: int, end: int, at: float) -> None:
-        self.sent[start:end] = [at] * (end - start)
+    def probe(self) -> bytes:
+        """The next probe reading's PUBLISH (dated now, its register lower than the last one's); no
+        voltage, so the benchmark's count of stored readings leaves it out."""
+        self._next = time.monotonic() + self.EVERY_S
+        self.probes += 1
+        kwh = 100_000.0 - self.probes
+        if self.probes > 1:  # the first one is the meter's start reading: nothing goes down
+            self._unsent.append(f"{kwh:.2f}")
+        body = {"schema": 1, "gw": self.gw, "dev": self.dev, "seq": self.probes,
+                "ts": int(time.time() * 1000), "values": {"energy_import_kwh": kwh}}  # fmt: skip
+        topic = f"gridedge/v1/{self.gw}/{self.dev}/reading"
+        return publish_packet(topic, json.dumps(body).encode(), 65535 - self.probes % 1000)
+
+    def published(self, at: float) -> None:
+        for key in self._unsent:
+            self._sent[key] = at
+        self._unsent.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         arrived = time.monotonic()
@@ -171,17 +193,12 @@ class AlertWatch:
             return  # a retained topic cleared
         alert = json.loads(msg.payload)
         found = _DOWN.match(alert.get("message", "")) if alert.get("change") != "resolved" else None
-        queue = self.triggers.get((found[1], found[2], found[3])) if found else None
-        if not queue:
+        sent = self._sent.pop(found[3], None) if found else None
+        if sent is None:
             self.unmatched += 1
             return
-        index = queue.popleft()
-        self.latencies.append(arrived - self.sent[index])
+        self.latencies.append(arrived - sent)
 
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-
-    @property
-    def expected(self) -> int:
-        return sum(len(q) for q in self.triggers.values()) + len(self.latencies)
