@@ -42,13 +42,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
-from pydantic import Field
+from dataclasses import asdict
+from typing import Any
 
 from protocols import messages as m
-from protocols.config import Frozen
 
 from ...topology import Topology
 from .. import sla, slaclocks
@@ -64,11 +61,11 @@ from ..model import (
     meter_subject,
     phase_subject,
 )
+from .outage_model import Meter, Outage, OutageConfig, Status
 
 __all__ = ["RULESET", "OutageConfig", "OutageRule"]
 
 _PHASES = ("A", "B", "C")
-_DARK = frozenset({"down", "low", "silent"})
 _OUTAGES = ("area_outage", "phase_outage")
 _RECORDS_KEPT = 8
 Key = tuple[str, str]
@@ -77,70 +74,6 @@ _RESOLVED = {  # resolve messages; the engine fills {{duration}} in
     "gateway_offline": "gateway {} back online after {{duration}}",
     "comm_fault": "meter {} heard again after {{duration}}",
 }
-
-
-class OutageConfig(Frozen):
-    supply_threshold: float = Field(
-        0.6, gt=0, lt=1, description="a voltage under this share of nominal_v is a supply loss (60-78 %)"
-    )
-    supply_threshold_by_class: dict[str, float] = Field(
-        {}, description="per customer_class override of supply_threshold"
-    )
-    judgement_delay_s: float = Field(60.0, ge=0, description="how long a loss must hold before alerting")
-    silence_s: float = Field(180.0, gt=0, description="no reading for this long = silent (3 x 60 s poll)")
-    silence_s_by_gateway: dict[str, float] = Field({}, description="per gateway override of silence_s")
-    comm_fault_delay_s: float = Field(
-        120.0, ge=0, description="a lone silent meter waits this long (an area outage may be forming)"
-    )
-    area_share: float = Field(0.5, gt=0, le=1, description="share of an area's meters dark = area outage")
-    restored_share: float = Field(0.8, gt=0, le=1, description="share back that ends an outage")
-    area_min_meters: int = Field(2, ge=1, description="smallest area judged as an area")
-    phase_min_meters: int = Field(2, ge=1, description="fewest meters on a phase to call a phase outage")
-    backfill_wait_s: float = Field(120.0, ge=0, description="wait for power-down records after restoring")
-    backfill_lookback_s: float = Field(3600.0, ge=0, description="records this long before opening count")
-    clear_s: float = Field(0.0, ge=0, description="hysteresis of the meter-level alerts")
-    sla_preset: sla.Preset = Field("seed", description="repair promise preset: seed, sgcc-2023, csg")
-    sla_at_risk_share: float = Field(0.8, gt=0, le=1, description="share of a promise that is 'at risk'")
-    sla_arrival: bool = Field(
-        False,
-        description="also judge the crew's arrival promise (needs operators reporting `arrived`: without"
-        " them every outage would miss it)",
-    )
-
-
-@dataclass(slots=True)
-class _Meter:
-    last_seen: float | None = None
-    low_since: float | None = None
-    down_since: float | None = None
-    relay: str = ""
-    phase_low: list[str] = field(default_factory=list)  # three-phase meters: phases under threshold
-    downs: list[float] = field(default_factory=list)  # power-down record times (s), newest last
-    ups: list[float] = field(default_factory=list)
-    excused: bool = False  # silent, but covered by an outage or without a lit neighbour, since last heard
-    comm_from: float | None = None  # when its comm_fault condition began: the pending delay counts from it
-
-
-@dataclass(slots=True)
-class _Outage:
-    rule: str  # area_outage | phase_outage
-    area: str
-    phase: str
-    opened_at: float
-    started_at: float
-    members: list[str] = field(default_factory=list)  # "gw/dev" of the meters dark while open
-    restored_at: float | None = None
-    arrived_at: float | None = None  # the first crew on site (an operator's `arrived` action)
-
-
-@dataclass(frozen=True, slots=True)
-class _Status:
-    kind: Literal["ok", "down", "low", "silent", "tripped", "unknown"]
-    since: float = 0.0
-
-    @property
-    def dark(self) -> bool:
-        return self.kind in _DARK
 
 
 def _key(k: Key) -> str:
@@ -160,9 +93,9 @@ class OutageRule:
     def __init__(self, cfg: OutageConfig, topology: Topology) -> None:
         self._cfg = cfg
         self._topo = topology
-        self._meters: dict[str, _Meter] = {}
+        self._meters: dict[str, Meter] = {}
         self._offline: dict[str, float] = {}  # gateway -> since
-        self._outages: dict[str, _Outage] = {}  # subject -> open outage
+        self._outages: dict[str, Outage] = {}  # subject -> open outage
         self._reported: set[tuple[str, str]] = set()  # (rule, subject) last reported active
 
     def set_topology(self, topology: Topology) -> None:
@@ -182,7 +115,7 @@ class OutageRule:
         info = self._topo.device(*key)
         if info is None or not info.area or not isinstance(msg, m.Reading | m.Event):
             return []
-        meter = self._meters.setdefault(_key(key), _Meter())
+        meter = self._meters.setdefault(_key(key), Meter())
         if isinstance(msg, m.Reading):
             self._on_reading(meter, msg, self._threshold(info.customer_class) * info.nominal_v, now)
         else:
@@ -213,7 +146,7 @@ class OutageRule:
                 # its meters could not be heard while it was away: restart their silence clocks
                 for (g, dev), info in self._topo.devices.items():
                     if g == gw and info.area:
-                        meter = self._meters.setdefault(_key((g, dev)), _Meter())
+                        meter = self._meters.setdefault(_key((g, dev)), Meter())
                         meter.last_seen = max(meter.last_seen or now, now)
             signals += self._inactive("gateway_offline", subject, now)
         for area in self._topo.gateway_areas(gw):
@@ -229,7 +162,7 @@ class OutageRule:
         outage.arrived_at = at if outage.arrived_at is None else min(outage.arrived_at, at)
         return self._evaluate_area(outage.area, now)
 
-    def _on_reading(self, meter: _Meter, msg: m.Reading, threshold_v: float, now: float) -> None:
+    def _on_reading(self, meter: Meter, msg: m.Reading, threshold_v: float, now: float) -> None:
         meter.last_seen = now
         samples = sorted(msg.samples(), key=lambda s: s.ts)
         for sample in samples:
@@ -249,7 +182,7 @@ class OutageRule:
             meter.low_since = None
             meter.down_since = None
 
-    def _on_event(self, meter: _Meter, msg: m.Event) -> None:
+    def _on_event(self, meter: Meter, msg: m.Event) -> None:
         ts = msg.ts / 1000
         if msg.event is m.EventKind.RELAY_CHANGE:
             relay = msg.data.get("relay")
@@ -269,24 +202,24 @@ class OutageRule:
 
     # ---- judgement -----------------------------------------------------------------------------------
 
-    def _status(self, key: Key, now: float) -> _Status:
-        meter = self._meters.get(_key(key)) or _Meter()
+    def _status(self, key: Key, now: float) -> Status:
+        meter = self._meters.get(_key(key)) or Meter()
         if meter.relay == "open":
-            return _Status("tripped")
+            return Status("tripped")
         if key[0] in self._offline:
-            return _Status("unknown")
+            return Status("unknown")
         if meter.down_since is not None:
-            return _Status("down", meter.down_since)
+            return Status("down", meter.down_since)
         if meter.low_since is not None:
-            return _Status("low", meter.low_since)
+            return Status("low", meter.low_since)
         if meter.last_seen is None:
-            return _Status("unknown")  # never heard (not installed yet?): its silence means nothing
+            return Status("unknown")  # never heard (not installed yet?): its silence means nothing
         seen = meter.last_seen
         if now - seen >= self._cfg.silence_s_by_gateway.get(key[0], self._cfg.silence_s):
-            return _Status("silent", seen)
-        return _Status("ok")
+            return Status("silent", seen)
+        return Status("ok")
 
-    def _phase_groups(self, eligible: list[Key], states: Mapping[Key, _Status]) -> dict[str, list[bool]]:
+    def _phase_groups(self, eligible: list[Key], states: Mapping[Key, Status]) -> dict[str, list[bool]]:
         """Per phase, one dark/lit flag per meter on it (three-phase meters count on each phase)."""
         groups: dict[str, list[bool]] = {p: [] for p in _PHASES}
         for key in eligible:
@@ -294,12 +227,12 @@ class OutageRule:
             if phase in _PHASES:
                 groups[phase].append(states[key].dark)
             elif phase == "ABC":
-                low = (self._meters.get(_key(key)) or _Meter()).phase_low
+                low = (self._meters.get(_key(key)) or Meter()).phase_low
                 for p in _PHASES:
                     groups[p].append(states[key].dark or p in low)
         return groups
 
-    def _dark_phases(self, area: str, eligible: list[Key], states: Mapping[Key, _Status]) -> list[str]:
+    def _dark_phases(self, area: str, eligible: list[Key], states: Mapping[Key, Status]) -> list[str]:
         """Phases all dark while every other phase is (`restored_share`) lit; [] if that is not so —
         meters falling dark or coming back one by one in an area outage must not look like one."""
         cfg = self._cfg
@@ -316,7 +249,7 @@ class OutageRule:
         return dark if dark and len(dark) + len(lit) == len(groups) and lit else []
 
     def _outage_groups(
-        self, area: str, eligible: list[Key], states: Mapping[Key, _Status]
+        self, area: str, eligible: list[Key], states: Mapping[Key, Status]
     ) -> dict[str, list[Key]]:
         """Subject -> meters it covers, for every outage that holds now in `area`."""
         cfg = self._cfg
@@ -367,7 +300,7 @@ class OutageRule:
         return info.phase if info else ""
 
     def _meter_signals(
-        self, key: Key, area: str, status: _Status, now: float, *, covered: bool, neighbours_lit: bool
+        self, key: Key, area: str, status: Status, now: float, *, covered: bool, neighbours_lit: bool
     ) -> list[Signal]:
         subject, labels = _key(key), {"gw": key[0], "dev": key[1], "area": area}
         lost = not covered and status.kind in ("down", "low")
@@ -398,7 +331,7 @@ class OutageRule:
             out += self._inactive("comm_fault", subject, now)
         return out
 
-    def _comm_from(self, key: Key, status: _Status, now: float, *, silent: bool) -> float | None:
+    def _comm_from(self, key: Key, status: Status, now: float, *, silent: bool) -> float | None:
         """When the comm_fault condition of `key` began, remembered while it holds (None when not).
 
         Not the meter's last answer: the silence is only judged `silence_s` later, while the neighbours'
@@ -421,7 +354,7 @@ class OutageRule:
     # ---- outages -------------------------------------------------------------------------------------
 
     def _hold_outage(
-        self, subject: str, area: str, keys: list[Key], states: Mapping[Key, _Status], now: float
+        self, subject: str, area: str, keys: list[Key], states: Mapping[Key, Status], now: float
     ) -> list[Signal]:
         dark = [k for k in keys if states[k].dark]
         since = min((states[k].since for k in dark), default=now)
@@ -429,7 +362,7 @@ class OutageRule:
         if outage is None:
             rule = "area_outage" if subject == area_subject(area) else "phase_outage"
             phase = "" if rule == "area_outage" else subject.rsplit("-", 1)[-1]
-            outage = self._outages[subject] = _Outage(rule, area, phase, now, since)
+            outage = self._outages[subject] = Outage(rule, area, phase, now, since)
         outage.restored_at = None
         outage.started_at = min(outage.started_at, since)
         outage.members = sorted({*outage.members, *map(_key, dark)})
@@ -453,14 +386,14 @@ class OutageRule:
             )
         ]
 
-    def _restore_outage(self, subject: str, outage: _Outage, now: float, *, wait: bool) -> list[Signal]:
+    def _restore_outage(self, subject: str, outage: Outage, now: float, *, wait: bool) -> list[Signal]:
         if outage.restored_at is None:
             outage.restored_at = now
         floor = outage.opened_at - self._cfg.backfill_lookback_s
         downs: list[float] = []
         ups: list[float] = []
         for key in outage.members:
-            meter = self._meters.get(key) or _Meter()
+            meter = self._meters.get(key) or Meter()
             down = max((t for t in meter.downs if floor <= t <= outage.restored_at), default=None)
             up = min((t for t in meter.ups if t >= (down or outage.started_at)), default=None)
             downs += [] if down is None else [down]
@@ -505,7 +438,7 @@ class OutageRule:
             out.append(self._signal("outage_sla_at_risk", subject, now, text, labels, **extra))
         return out
 
-    def _clocks(self, outage: _Outage, now: float) -> list[slaclocks.Clock]:
+    def _clocks(self, outage: Outage, now: float) -> list[slaclocks.Clock]:
         """The outage's SLA clocks: arrival (with `sla_arrival`) and restoration."""
         promise = sla.promise(self._cfg.sla_preset, self._topo.area(outage.area).region)
         share, start, restored = self._cfg.sla_at_risk_share, outage.started_at, outage.restored_at
@@ -550,9 +483,9 @@ class OutageRule:
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        self._meters = {k: _Meter(**v) for k, v in state.get("meters", {}).items()}
+        self._meters = {k: Meter(**v) for k, v in state.get("meters", {}).items()}
         self._offline = dict(state.get("offline", {}))
-        self._outages = {k: _Outage(**v) for k, v in state.get("outages", {}).items()}
+        self._outages = {k: Outage(**v) for k, v in state.get("outages", {}).items()}
         self._reported = {(r[0], r[1]) for r in state.get("reported", [])}
 
 
