@@ -7,34 +7,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import json
-import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from pydantic import ValidationError
-
-from protocols import kinds
 from protocols.errors import ProtocolError
 
 from ..bus import Bus
-from ..drivers.registry import written
 from ..errors import GatewayError
-from ..line import LineSettings
-from ..transport import tcp_address
-
-
-def protocols() -> tuple[str, ...]:
-    """The registered kinds (`protocols.kinds`) whose commissioning module is written."""
-    return tuple(name for name in kinds.names() if written(name, "commission", "read", "scan"))
-
-
-def protocol_module(name: str) -> ModuleType:
-    return importlib.import_module(f"gateway.drivers.{name}.commission")
+from .common import check_port, line_for, one_line, protocol_module, protocols
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,17 +51,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def line_for(args: argparse.Namespace) -> LineSettings:
-    """The kind's usual line settings (`protocols.kinds`), overridden by the flags."""
-    kind = kinds.get(args.protocol)
-    return LineSettings(
-        baud=args.baud or kind.baud,
-        bytesize=kind.bytesize,
-        parity=args.parity or kind.parity,
-        stopbits=args.stopbits or kind.stopbits,
-    )
-
-
 def _run(args: argparse.Namespace, action: Callable[[Bus, argparse.Namespace, ModuleType], Any]) -> int:
     module = protocol_module(args.protocol)
     line = line_for(args)
@@ -90,7 +62,7 @@ def _run(args: argparse.Namespace, action: Callable[[Bus, argparse.Namespace, Mo
             return int(await action(bus, args, module))
 
     try:
-        _check_port(args.port)
+        check_port(args.port)
         return asyncio.run(main())
     except (GatewayError, ProtocolError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         if args.json:
@@ -98,19 +70,6 @@ def _run(args: argparse.Namespace, action: Callable[[Bus, argparse.Namespace, Mo
         else:
             print(f"gridedge {args.command}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 1
-
-
-def _check_port(port: str) -> None:
-    """A port that cannot exist fails at once, not after the bus's 5 s of reconnecting."""
-    if tcp_address(port) is None and not os.path.exists(port):
-        raise GatewayError(f"--port {port}: no such serial device (see `ls /dev/serial/by-id/`)")
-
-
-def one_line(exc: Exception) -> str:
-    """An error as one line: a pydantic error lists each field and message, not a traceback-like block."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-    return " ".join(str(exc).split())
 
 
 async def _read(bus: Bus, args: argparse.Namespace, module: ModuleType) -> int:

@@ -18,7 +18,7 @@ from protocols.errors import ConfigError
 
 from ..bus import Bus
 from ..drivers.base import DeviceBase
-from .cli import protocol_module
+from .common import protocol_module
 from .templates import Template
 
 Progress = Callable[[int, int, str], None]

@@ -35,7 +35,7 @@ from ..config import BusConfig, GatewayConfig, Plan, load_config
 from ..errors import GatewayError
 from ..line import LineSettings
 from . import configtext, provision
-from .cli import _check_port, one_line, protocol_module, protocols
+from .common import check_port, one_line, protocol_module, protocols
 from .provision import Finding, Outcome
 from .templates import Template, load_template, shipped
 
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace, defaults: Mapping[str, Any]) -> int:
     try:
-        _check_port(args.port)
+        check_port(args.port)
         job = Job.prepare(args)
         findings = asyncio.run(job.scan(args, defaults))
         return job.finish(findings)

@@ -9,7 +9,7 @@ import argparse
 import pytest
 
 from gateway.bus import Bus
-from gateway.commission.cli import line_for
+from gateway.commission.common import line_for
 from gateway.drivers.dlt698 import commission
 from gateway.errors import DeviceError
 from gridedge.cli import build_parser
