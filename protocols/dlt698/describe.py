@@ -14,11 +14,13 @@ than the header or than L) raise FrameError. The result is JSON-serialisable.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Final
 
 from ..errors import FrameError, ProtocolError
-from .apdu import GetResult, RecordResult, TimeTag, tag_name
-from .datatypes import Oad, Omd
+from .apdu import ActionRequest, FollowReport, GetResult, RecordResult, SetRequest, Tag, TimeTag, tag_name
+from .axdr import Csd, Data, Rsd
+from .datatypes import Oad, Omd, Ti
 from .errors import DAR_NAMES, ERROR_TYPES, TruncatedFrame, dar_name
 from .fragment import parse_fragment
 from .frame import (
@@ -37,8 +39,10 @@ from .frame import (
     unscramble,
 )
 from .messages import Apdu, OtherApdu, parse_apdu
-from .objects import lookup, object_values, record_rows, to_python
-from .responses import ErrorApdu, SecurityRequest, SecurityResponse
+from .methods import method, method_parameters
+from .objects import OBJECT_NAMES, lookup, object_values, record_rows, to_python
+from .responses import ActionResponse, ErrorApdu, SecurityRequest, SecurityResponse
+from .tags import DataType
 
 
 def describe(data: bytes) -> dict[str, Any]:
@@ -117,19 +121,50 @@ def apdu_fields(apdu: Apdu) -> dict[str, Any]:
         return {"service": tag_name(apdu.tag), "tag": f"{apdu.tag:02X}", "body": apdu.body.hex(" ").upper()}
     if isinstance(apdu, SecurityRequest | SecurityResponse):
         return _security(apdu)
-    out: dict[str, Any] = {"service": type(apdu).__name__, "tag": f"{apdu.TAG:02X}", "choice": apdu.CHOICE}
+    out: dict[str, Any] = {"service": type(apdu).__name__, "service_name": tag_name(apdu.TAG)}
+    out["tag"] = f"{apdu.TAG:02X}"
+    if not isinstance(apdu, ErrorApdu):  # the only APDU without a sub-type byte
+        out |= {"choice": apdu.CHOICE, "choice_name": _choice_name(apdu.TAG, apdu.CHOICE)}
     out |= {"piid": f"{apdu.piid:02X}", "sequence": apdu.piid & 0x3F, "high_priority": bool(apdu.piid & 0x80)}
     if apdu.TAG >= 0x80:
         out["server_has_report"] = bool(apdu.piid & 0x40)
-    for name in apdu.__dataclass_fields__:
-        if name == "piid":
-            continue
-        value = getattr(apdu, name)
-        if value is not None and value != ():
-            out[name] = _field(name, value)
+    # dataclasses.fields, not __dataclass_fields__: the latter also lists the ClassVars TAG and CHOICE
+    for field in dataclasses.fields(apdu):
+        value = getattr(apdu, field.name)
+        if field.name != "piid" and value is not None and value != ():
+            out[field.name] = _field(field.name, value)
     if isinstance(apdu, ErrorApdu):
         out["error_name"] = ERROR_TYPES.get(apdu.kind, "unknown")
+    if isinstance(apdu, ActionRequest | ActionResponse):
+        out |= _action_data(apdu.omd, apdu.data, isinstance(apdu, ActionRequest))
+    elif isinstance(apdu, SetRequest):
+        out["data"] = typed(apdu.data)
+        if values := object_values(apdu.oad, apdu.data):
+            out["values"] = _plain_values(values)
     return out
+
+
+def _choice_name(tag: int, choice: int) -> str:
+    names = _GET_CHOICES if tag in (Tag.GET_REQUEST, Tag.GET_RESPONSE) else _SET_CHOICES
+    return names.get(choice, f"unknown sub-type {choice}")
+
+
+_GET_CHOICES: Final = {1: "normal", 2: "normal_list", 3: "record", 4: "record_list", 5: "next", 6: "md5"}
+_SET_CHOICES: Final = {1: "normal", 2: "normal_list", 3: "then_get_normal_list"}
+TI_UNITS: Final = ("seconds", "minutes", "hours", "days", "months", "years")
+RSD_SELECTORS: Final = {
+    0: "no selection",
+    1: "records whose column equals a value",
+    2: "records with a column in [from, to)",
+    3: "records in any of several ranges",
+    4: "collection start time, meter set",
+    5: "collection save time, meter set",
+    6: "collection start time range, meter set",
+    7: "collection save time range, meter set",
+    8: "collection success time range, meter set",
+    9: "the n-th latest record",
+    10: "the latest n records of a meter set",
+}
 
 
 def _field(name: str, value: Any) -> Any:  # one branch per field shape
@@ -140,15 +175,23 @@ def _field(name: str, value: Any) -> Any:  # one branch per field shape
     if isinstance(value, Oad | Omd):
         return _object(value)
     if isinstance(value, TimeTag):
-        return {"sent": str(value.sent), "valid": {"unit": value.valid.unit, "value": value.valid.value}}
+        return {"sent": str(value.sent), "valid": _ti(value.valid)}
+    if isinstance(value, Rsd):
+        return _rsd(value)
+    if isinstance(value, Csd):
+        return _csd(value)
     if name == "dar" and isinstance(value, int):
         return {"code": value, "name": dar_name(value)}
+    if name == "items" and isinstance(value, tuple):  # SET-NormalList: (OAD, Data) pairs
+        return [_object(oad) | {"data": typed(data)} for oad, data in value]
+    if name == "results" and value and isinstance(value[0], tuple):  # SET-NormalList answer
+        return [_object(oad) | {"dar": dar, "dar_name": dar_name(dar)} for oad, dar in value]
     if isinstance(value, tuple):
         return [_field(name, item) for item in value]
-    if hasattr(value, "results"):  # FollowReport
+    if isinstance(value, FollowReport):
         return [_field("result", r) for r in value.results]
-    if hasattr(value, "type") and hasattr(value, "value"):  # Data
-        return to_python(value)
+    if isinstance(value, Data):
+        return typed(value)
     return to_python_plain(value)
 
 
@@ -158,34 +201,137 @@ def to_python_plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex(" ").upper()
     if hasattr(value, "__dataclass_fields__"):
-        return {name: _field(name, getattr(value, name)) for name in value.__dataclass_fields__}
+        return {f.name: _field(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)}
     return str(value)
+
+
+def typed(data: Data) -> dict[str, Any]:
+    """Data with its type named at every level: a field engineer sees `unsigned 0`, not a bare 0."""
+    kind = data.type.name.lower().replace("_", "-") if isinstance(data.type, DataType) else str(data.type)
+    if data.type in (DataType.ARRAY, DataType.STRUCTURE):
+        return {"type": f"{kind}({len(data.items())})", "items": [typed(item) for item in data.items()]}
+    return {"type": kind, "value": to_python(data)}
+
+
+def _ti(ti: Ti) -> dict[str, Any]:
+    unit = TI_UNITS[ti.unit] if ti.unit < len(TI_UNITS) else f"unknown unit {ti.unit}"
+    return {"value": ti.value, "unit": unit}
+
+
+def _rsd(rsd: Rsd) -> dict[str, Any]:
+    out: dict[str, Any] = {"selector": rsd.selector}
+    out["selector_name"] = RSD_SELECTORS.get(rsd.selector, f"unknown selector {rsd.selector}")
+    if rsd.oad is not None:
+        out["column"] = _object(rsd.oad)
+    if rsd.values:
+        out["values"] = [typed(v) for v in rsd.values]
+    if rsd.ranges:
+        out["ranges"] = [_rsd(r) for r in rsd.ranges]
+    if rsd.times:
+        out["times"] = [str(t) for t in rsd.times]
+    if rsd.ti is not None:
+        out["interval"] = _ti(rsd.ti)
+    if rsd.ms is not None:
+        name = _METER_SETS.get(rsd.ms.choice, f"unknown meter set {rsd.ms.choice}")
+        out["meter_set"] = {
+            "choice": rsd.ms.choice,
+            "choice_name": name,
+            "items": [str(i) for i in rsd.ms.items],
+        }
+    if rsd.selector in (9, 10):
+        out["n"] = rsd.n
+    return out
+
+
+_METER_SETS: Final = {
+    0: "no meter",
+    1: "all meters",
+    2: "by user type",
+    3: "by address",
+    4: "by configuration number",
+    5: "by user type range",
+    6: "by address range",
+    7: "by configuration number range",
+}
+
+
+def _csd(csd: Csd) -> dict[str, Any]:
+    if isinstance(csd.target, Oad):
+        return _object(csd.target)
+    road = csd.target
+    return _object(road.oad) | {"columns": [_object(c) for c in road.columns]}
 
 
 def _object(target: Oad | Omd) -> dict[str, Any]:
     if isinstance(target, Omd):
-        return {"omd": str(target), "oi": f"{target.oi:04X}", "method": target.method}
+        return _method(target)
     out: dict[str, Any] = {"oad": str(target), "oi": f"{target.oi:04X}", "attribute": target.number}
+    if target.attribute >> 5:
+        out["attribute_feature"] = target.attribute >> 5
     out["index"] = target.index
     entry = lookup(target)
     if entry is not None:
         out["object"] = entry.description
+        if target.index and entry.array and target.index <= len(entry.names):
+            out["element"] = entry.names[target.index - 1] or f"element {target.index}"
         if not entry.verified:
             out["verified"] = False
+    elif target.oi in OBJECT_NAMES:
+        out["object"] = OBJECT_NAMES[target.oi]
+    if "element" not in out:
+        out["element"] = "the whole attribute" if target.index == 0 else f"element {target.index}"
     return out
+
+
+def _method(omd: Omd) -> dict[str, Any]:
+    out: dict[str, Any] = {"omd": str(omd), "oi": f"{omd.oi:04X}", "method": omd.method, "mode": omd.mode}
+    if omd.oi in OBJECT_NAMES:
+        out["object"] = OBJECT_NAMES[omd.oi]
+    known = method(omd.oi, omd.method)
+    out["method_name"] = known.name if known else f"method {omd.method} (not in the catalogue)"
+    if known is not None:
+        out["method_description"] = known.description
+        if not known.verified:
+            out["verified"] = False
+    return out
+
+
+def _action_data(omd: Omd, data: Data | None, request: bool) -> dict[str, Any]:
+    """An ACTION's parameter (request) or return value (response) as typed Data, and a request's
+    parameter by the names the method catalogue gives its members."""
+    if data is None:
+        return {}
+    out: dict[str, Any] = {"data": typed(data)}
+    known = method(omd.oi, omd.method)
+    if request and known is not None:
+        named = method_parameters(known, data)
+        if named is not None:
+            out["parameters"] = named
+    return out
+
+
+def _plain_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_python_plain(v) if not hasattr(v, "isoformat") else str(v) for k, v in values.items()}
 
 
 def _result(result: GetResult) -> dict[str, Any]:
     out = _object(result.oad)
     if result.data is None:
         return out | {"dar": result.dar, "dar_name": DAR_NAMES.get(result.dar, "unknown")}
+    out["data_type"] = _type_summary(result.data)
     out["data"] = to_python(result.data)
-    values = object_values(result.oad, result.data)
-    if values:
-        out["values"] = {
-            k: to_python_plain(v) if not hasattr(v, "isoformat") else str(v) for k, v in values.items()
-        }
+    if values := object_values(result.oad, result.data):
+        out["values"] = _plain_values(values)
     return out
+
+
+def _type_summary(data: Data) -> str:
+    kind = data.type.name.lower().replace("_", "-") if isinstance(data.type, DataType) else str(data.type)
+    items = data.items()
+    if data.type in (DataType.ARRAY, DataType.STRUCTURE):
+        inner = {_type_summary(i) for i in items}
+        return f"{kind}({len(items)}) of {inner.pop()}" if len(inner) == 1 else f"{kind}({len(items)})"
+    return kind
 
 
 def _records(result: RecordResult) -> dict[str, Any]:
@@ -201,7 +347,9 @@ def _records(result: RecordResult) -> dict[str, Any]:
 
 
 def _security(apdu: SecurityRequest | SecurityResponse) -> dict[str, Any]:
-    out: dict[str, Any] = {"service": type(apdu).__name__, "ciphered": apdu.ciphered}
+    tag = Tag.SECURITY_REQUEST if isinstance(apdu, SecurityRequest) else Tag.SECURITY_RESPONSE
+    out: dict[str, Any] = {"service": type(apdu).__name__, "service_name": tag_name(tag), "tag": f"{tag:02X}"}
+    out["ciphered"] = apdu.ciphered
     if isinstance(apdu, SecurityResponse) and apdu.dar is not None:
         out["dar"] = {"code": apdu.dar, "name": dar_name(apdu.dar)}
     elif apdu.ciphered:

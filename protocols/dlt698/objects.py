@@ -155,6 +155,35 @@ RECORD_OBJECTS: Final[dict[int, str]] = {
     0x5006: "monthly freeze",
     0x3011: "power-down events",
 }
+# Interface objects by OI, for an OAD / OMD outside the attribute catalogue (dlt698.md §4)
+OBJECT_NAMES: Final[dict[int, str]] = {
+    0x0000: "combined active energy",
+    0x0010: "import active energy",
+    0x0020: "export active energy",
+    0x2000: "voltage",
+    0x2001: "current",
+    0x2004: "active power",
+    0x2005: "reactive power",
+    0x2006: "apparent power",
+    0x200A: "power factor",
+    0x200F: "grid frequency",
+    0x2014: "meter running status words",
+    0x202C: "wallet (local prepay)",
+    0x202D: "overdraft amount",
+    0x202E: "total purchased",
+    0x3011: "power-down event",
+    0x4000: "date-time",
+    0x4001: "communication address",
+    0x4002: "meter number",
+    0x8000: "remote control",
+    0x8001: "keep-power",
+    0x8002: "arrears alarm",
+    0xF100: "ESAM",
+    0xF101: "security mode",
+    0xF205: "relay outputs",
+} | RECORD_OBJECTS
+
+
 Value = float | int | str | bool | dt.datetime | None
 
 
