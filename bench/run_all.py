@@ -9,6 +9,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUNS = [
     ["bus_efficiency.py", "--meters", "8", "--seconds", "20", "--repeats", "3"],
+    [
+        "bus_efficiency.py",
+        "--kind",
+        "dlt698",
+        "--meters",
+        "32",
+        "--baud",
+        "9600",
+        "--parity",
+        "E",
+        "--seconds",
+        "30",
+    ],
+    ["bus_efficiency.py", "--kind", "mixed", "--meters", "32", "--seconds", "30"],
     ["ingest_throughput.py", "--readings", "100000", "--per-message", "1"],
     ["ingest_throughput.py", "--readings", "100000", "--per-message", "10"],
     ["ingest_latency.py", "--rate", "11000", "--seconds", "10", "--writers", "1"],

@@ -118,8 +118,12 @@ class Dlt698Driver(Driver):
 
     @classmethod
     def line_gap_s(cls, line: LineSettings) -> float:
-        # the same quiet time as DL/T 645 (the two share lines): 600888 waits >= 33 bit times
-        return max(4 * line.char_time(), 0.02)
+        # 600888 waits >= 33 bit times after the last byte (dlt698.md §1): 4 characters is that with a
+        # margin (44 bits at 8E1). Not DL/T 645's 20 ms floor: at 9600 baud that was 13 % of a read
+        # (bench/bus_efficiency.py --kind dlt698). A 645 meter on the same line still gets its 20 ms
+        # before its own requests; meters or adapters wanting more get the bus's gap_ms. A line of
+        # unknown speed (a serial server over TCP) keeps 20 ms.
+        return 4 * line.char_time() if line.baud else 0.02
 
     # ---- transactions ---------------------------------------------------------------------------
 
