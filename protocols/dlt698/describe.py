@@ -205,12 +205,24 @@ def to_python_plain(value: Any) -> Any:
     return str(value)
 
 
-def typed(data: Data) -> dict[str, Any]:
-    """Data with its type named at every level: a field engineer sees `unsigned 0`, not a bare 0."""
-    kind = data.type.name.lower().replace("_", "-") if isinstance(data.type, DataType) else str(data.type)
-    if data.type in (DataType.ARRAY, DataType.STRUCTURE):
-        return {"type": f"{kind}({len(data.items())})", "items": [typed(item) for item in data.items()]}
-    return {"type": kind, "value": to_python(data)}
+def typed(data: Data) -> str:
+    """Data with its type named at every level, on one line: `array(1) [structure(2) {oad F2050201,
+    enum 1}]`: a field engineer sees `unsigned 0`, not a bare 0 (the catalogue's names, where it knows
+    the object or method, are beside it as `values` / `parameters`)."""
+    kind = _type_name(data)
+    items = data.items()
+    if data.type == DataType.ARRAY:
+        return f"{kind}({len(items)}) [{', '.join(typed(i) for i in items)}]"
+    if data.type == DataType.STRUCTURE:
+        return f"{kind}({len(items)}) {{{', '.join(typed(i) for i in items)}}}"
+    if data.type == DataType.NULL:
+        return kind
+    value = to_python(data)
+    return f"{kind} {str(value).lower() if isinstance(value, bool) else value}"
+
+
+def _type_name(data: Data) -> str:
+    return data.type.name.lower().replace("_", "-") if isinstance(data.type, DataType) else str(data.type)
 
 
 def _ti(ti: Ti) -> dict[str, Any]:
@@ -326,8 +338,7 @@ def _result(result: GetResult) -> dict[str, Any]:
 
 
 def _type_summary(data: Data) -> str:
-    kind = data.type.name.lower().replace("_", "-") if isinstance(data.type, DataType) else str(data.type)
-    items = data.items()
+    kind, items = _type_name(data), data.items()
     if data.type in (DataType.ARRAY, DataType.STRUCTURE):
         inner = {_type_summary(i) for i in items}
         return f"{kind}({len(items)}) of {inner.pop()}" if len(inner) == 1 else f"{kind}({len(items)})"

@@ -102,20 +102,7 @@ def test_the_trip_names_its_method_and_parameters() -> None:
             "method_description": "remote control: trip (open the relay)",
             "verified": False,
         },
-        "data": {
-            "type": "array(1)",
-            "items": [
-                {
-                    "type": "structure(4)",
-                    "items": [
-                        {"type": "oad", "value": "F2050201"},
-                        {"type": "unsigned", "value": 0},
-                        {"type": "long-unsigned", "value": 0},
-                        {"type": "bool", "value": False},
-                    ],
-                }
-            ],
-        },
+        "data": "array(1) [structure(4) {oad F2050201, unsigned 0, long-unsigned 0, bool false}]",
         "parameters": [
             {"relay": "F2050201 (relay 1)", "alarm_delay_min": 0, "outage_min": 0, "auto_close": False}
         ],
@@ -135,7 +122,7 @@ def test_close_broadcast_time_and_set_clock() -> None:
         == (broadcast["apdu"]["omd"])
     )
     assert broadcast["apdu"]["parameters"] == {"time": "2024-05-20 12:00:00"}
-    assert broadcast["apdu"]["data"] == {"type": "date-time-s", "value": "2024-05-20 12:00:00"}
+    assert broadcast["apdu"]["data"] == "date-time-s 2024-05-20 12:00:00"
     clock = describe(FRAMES["set-clock"])["apdu"]
     assert (clock["service_name"], clock["oad"]["object"]) == ("SET-REQUEST", "meter clock")
     assert clock["values"] == {"meter_time": "2024-05-20 12:00:00"}
