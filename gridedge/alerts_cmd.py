@@ -10,9 +10,9 @@ Publishes `protocols.operations.AlertAction` (QoS 1, MQTT 5) on `gridedge/v1/ale
 with the operator's MQTT credentials (`--username`, `--password-file` or $GRIDEDGE_MQTT__USERNAME /
 $GRIDEDGE_MQTT__PASSWORD): the broker's ACL decides who may take which action (deploy/compose/
 mosquitto/acl) and refuses the others, which this tool reports (exit 1). With `--wait` (default 5 s)
-it then waits for the alert engine to re-publish the alert and prints its work state; an action the
-engine refuses (closing an alert whose condition still holds, an unknown alert) is not re-published
-and is logged by the engine with the reason. Composition root: an operator's tool, not a service.
+it then waits for the alert engine's answer (`gridedge/v1/alerts/action/result`) and prints it: taken,
+with the alert's work state (exit 0), or refused with the reason (closing an alert whose condition still
+holds, an unknown alert ...: exit 1). Composition root: an operator's tool, not a service.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-file", type=Path, help="default: $GRIDEDGE_MQTT__PASSWORD")
     p.add_argument("--tls-ca-file", type=Path, help="connect with TLS, trusting this CA")
     p.add_argument(
-        "--wait", type=float, default=5.0, help="seconds to wait for the re-published alert (0: none)"
+        "--wait", type=float, default=5.0, help="seconds to wait for the engine's answer (0: none)"
     )
 
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Session:
-    """What the paho thread reports: the connection's outcome, PUBACK reason codes, the alert's updates."""
+    """What the paho thread reports: the connection's outcome, PUBACK reason codes, the engine's answers."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
@@ -117,7 +117,7 @@ class _Session:
         self.reason = ""
         self.acks: dict[int, Any] = {}
         self.subscribed = False
-        self.updates: list[dict[str, Any]] = []
+        self.answers: list[dict[str, Any]] = []
 
 
 def _connect(args: argparse.Namespace) -> mqtt.Client:
@@ -152,7 +152,7 @@ def _connect(args: argparse.Namespace) -> mqtt.Client:
 def _send(client: mqtt.Client, args: argparse.Namespace, action: ops.AlertAction) -> int:
     s: _Session = client.user_data_get()
     if args.wait > 0:
-        client.subscribe(topics.alert_topic(action.rule, action.subject), qos=1)
+        client.subscribe(topics.ACTION_RESULT_TOPIC, qos=1)
         with s.cond:
             s.cond.wait_for(lambda: s.subscribed, 10)
     info = client.publish(topics.action_topic(args.verb), msgspec.json.encode(action), qos=1)
@@ -173,20 +173,27 @@ def _send(client: mqtt.Client, args: argparse.Namespace, action: ops.AlertAction
     print(f"{args.verb} on {action.rule} {action.subject} sent by {action.by}", flush=True)
     if args.wait <= 0:
         return 0
+    mine = (args.verb, action.rule, action.subject, action.by, action.ts)
+
+    def answered() -> dict[str, Any] | None:
+        keys = ("action", "rule", "subject", "by", "action_ts")
+        return next((a for a in s.answers if tuple(a.get(k) for k in keys) == mine), None)
+
     with s.cond:
-        got = s.cond.wait_for(lambda: bool(s.updates), args.wait)
-    if not got:
+        answer = s.cond.wait_for(answered, args.wait)
+    if answer is None:
         print(
-            f"gridedge alerts: the alert engine did not re-publish the alert within {args.wait:g} s "
-            "(a refused action is logged by it with the reason)",
+            f"gridedge alerts: no answer from the alert engine within {args.wait:g} s (is it running?)",
             file=sys.stderr,
         )
         return 1
-    alert = s.updates[-1]
-    print(
-        f"work {alert.get('work', 'open')}  state {alert.get('state')}  {alert.get('message', '')}",
-        flush=True,
-    )
+    if not answer.get("accepted"):
+        print(
+            f"gridedge alerts: the alert engine refused {args.verb}: {answer.get('reason', '')}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"taken: work {answer.get('work', '')}", flush=True)
     return 0
 
 
@@ -209,8 +216,11 @@ def _on_subscribe(client: mqtt.Client, s: _Session, mid: int, codes: object, pro
 
 
 def _on_message(client: mqtt.Client, s: _Session, msg: mqtt.MQTTMessage) -> None:
-    if msg.retain or not msg.payload:
-        return  # the state before our action (retained), or the clearing of a resolved alert
-    with s.cond:
-        s.updates.append(json.loads(msg.payload))
-        s.cond.notify_all()
+    try:
+        answer = json.loads(msg.payload)
+    except ValueError:
+        return  # not an answer of the contract: not ours to judge
+    if isinstance(answer, dict):
+        with s.cond:
+            s.answers.append(answer)
+            s.cond.notify_all()

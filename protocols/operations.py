@@ -9,6 +9,7 @@ and documented in docs/mqtt-contract.md (generated).
     gridedge/v1/alerts/autocontrol/pending/{id}       retained while an action awaits an operator
     gridedge/v1/alerts/autocontrol/approve|reject/{id}  an operator's decision (ACL: operators only)
     gridedge/v1/alerts/action/{verb}                  an operator's action on an alert (ACL per verb)
+    gridedge/v1/alerts/action/result                  the alert engine's answer to each action
 
 Billing records come from another system (the CSV import and the billing system's adapter), so they
 carry no `schema` and their `ts` (when the payment was made, ms) is optional; auto-control's own
@@ -18,7 +19,9 @@ records carry `schema` and `ts` like everything gridedge publishes. An operator'
 An operator's action on an alert (`AlertAction`) names the alert in its payload (`rule`, `subject`:
 subjects contain `/`, so they cannot be a topic level before a verb) and the verb in its topic, one
 topic per verb so that the broker's ACL can grant them separately (a field crew may report `arrived`
-and `note` but not `close`). What each verb needs beyond `by` is checked by `check_action`.
+and `note` but not `close`). What each verb needs beyond `by` is checked by `check_action`. The alert
+engine answers each action it receives on `.../action/result` (`AlertActionResult`: taken, or refused and
+why), so a tool or a work-order system knows what became of it.
 """
 
 from __future__ import annotations
@@ -143,6 +146,27 @@ class AlertAction(_Msg):
     outcome: _Text = ""
 
 
+class AlertActionResult(_Msg):
+    """The alert engine's answer to one operator's action (`action`: the verb; `rule`, `subject`, `by` and
+    `action_ts` repeat the action's, so the sender can match it): `accepted`, with the alert's `work`
+    state after it, or refused with the `reason` (its condition still holds, no such alert, already
+    closed ...). Not retained."""
+
+    schema: Int64
+    ts: Int64
+    action: str
+    rule: str
+    subject: str
+    by: str
+    accepted: bool
+    action_ts: Int64 | None = None
+    work: str = ""
+    reason: str = ""
+
+
+ACTION_RESULT: Final = "result"  # gridedge/v1/alerts/action/result: not a verb
+
+
 # what each verb needs besides rule, subject and by
 ACTION_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "ack": (),
@@ -181,6 +205,7 @@ Operation: TypeAlias = (
     | AutoControlPending
     | AutoControlDecision
     | AlertAction
+    | AlertActionResult
 )
 
 _DECODERS: dict[type, msgspec.json.Decoder[object]] = {}

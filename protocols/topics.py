@@ -16,6 +16,7 @@ Layer: pure contract (protocols). See the topic table in docs/mqtt-contract.md.
     gridedge/v1/alerts/autocontrol/(approve|reject)/{id}  an operator's decision
     gridedge/v1/alerts/action/{verb}        an operator's action on an alert (ack, assign, arrived,
                                             note, close, callback; the alert is named in the payload)
+    gridedge/v1/alerts/action/result        the alert engine's answer to each action
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class TopicKind(enum.StrEnum):
     BILLING = "billing"
     AUTOCONTROL = "autocontrol"
     ALERT_ACTION = "alert_action"
+    ALERT_ACTION_RESULT = "alert_action_result"
 
 
 _DEVICE_KINDS: Final = {
@@ -101,7 +103,9 @@ def action_topic(verb: str) -> str:
     return f"{PREFIX}/alerts/{ops.ACTION}/{verb}"
 
 
-ACTION_FILTER: Final = f"{PREFIX}/alerts/{ops.ACTION}/+"
+# what the alert engine subscribes to: each verb, not `+` (its own answers on .../result are not for it)
+ACTION_FILTERS: Final = tuple(action_topic(verb) for verb in ops.ACTION_VERBS)
+ACTION_RESULT_TOPIC: Final = action_topic(ops.ACTION_RESULT)
 
 DEADLETTER_TOPIC: Final = f"{PREFIX}/deadletter"
 
@@ -129,9 +133,13 @@ def parse_topic(topic: str) -> Topic:
     if head == "alerts" and len(rest) > 1 and rest[1] == ops.AUTOCONTROL:
         return _autocontrol_topic(topic, rest[2:])
     if head == "alerts" and len(rest) > 1 and rest[1] == ops.ACTION:
+        if rest[2:] == [ops.ACTION_RESULT]:
+            return Topic(TopicKind.ALERT_ACTION_RESULT)
         if len(rest) != 3 or rest[2] not in ops.ACTION_VERBS:
             verbs = "|".join(ops.ACTION_VERBS)
-            raise ContractError("topic", f"{topic!r}: action topics are {PREFIX}/alerts/action/({verbs})")
+            raise ContractError(
+                "topic", f"{topic!r}: action topics are {PREFIX}/alerts/action/({verbs}|result)"
+            )
         return Topic(TopicKind.ALERT_ACTION, rule=rest[2])
     if head == "alerts":
         if len(rest) < 3 or not rest[1] or not all(rest[2:]):
@@ -203,6 +211,8 @@ def decode_payload(where: Topic, payload: bytes, *, now_ms: int | None = None) -
         assert isinstance(action, ops.AlertAction)
         ops.check_action(where.rule, action)
         return action
+    if where.kind is TopicKind.ALERT_ACTION_RESULT:
+        return ops.decode_operation(ops.AlertActionResult, payload)
     return decode_message(where, payload, now_ms=now_ms)
 
 

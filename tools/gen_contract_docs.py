@@ -48,6 +48,7 @@ MODELS: list[tuple[str, type, str]] = [
         operations.AlertAction,
         "gridedge/v1/alerts/action/(ack|assign|arrived|note|close|callback) (operators, per verb)",
     ),
+    ("alert action result", operations.AlertActionResult, "gridedge/v1/alerts/action/result (the engine)"),
 ]
 
 # What changed in the contract, newest first: what a consumer written against an earlier text must do.
@@ -60,6 +61,9 @@ CHANGES: list[tuple[str, list[str]]] = [
             "the verb's own fields (`assign`: `crew`; `note`: `note`; `close`: `cause` and `outcome`; "
             "`callback`: `outcome`). `gridedge/v1/alerts/action/...` is reserved: no alert rule is named "
             "`action`. A consumer of `gridedge/v1/alerts/#` gets these too: decode by topic.",
+            "The alert engine answers each action on `gridedge/v1/alerts/action/result` (`alert action "
+            "result`: `accepted` with the alert's `work` state, or the `reason` of the refusal; `rule`, "
+            "`subject`, `by` and `action_ts` repeat the action's for matching).",
             "The alert gains `work` (`open`, `acknowledged`, `assigned`, `on_site`, `closed`; default "
             "`open`), `assignee` and `arrived_ts` (ms). All optional: earlier consumers need no change. An "
             "action re-publishes its alert: `updated` (retained) while it fires, else its `resolved` "

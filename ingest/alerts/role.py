@@ -121,7 +121,7 @@ def alert_filters(cfg: IngestConfig, sets: Iterable[RuleSet]) -> list[str]:
         filters += [t for t in rs.topics if t not in filters]
     if cfg.alerts.autocontrol.enabled:
         filters += [t for t in AUTOCONTROL_FILTERS if t not in filters]
-    return [*filters, topics.ACTION_FILTER] if topics.ACTION_FILTER not in filters else filters
+    return filters + [t for t in topics.ACTION_FILTERS if t not in filters]  # operators' actions
 
 
 def session_config(cfg: IngestConfig, filters: list[str]) -> MqttSection:
@@ -352,6 +352,8 @@ class AlertsRole:
                 sent += await self.outputs.send(item.topic, item.payload, retain=item.retain)
             self.outputs.write_later(lines)
         self.outputs.write_later(self.work.take_lines())
+        for answer in self.work.take_results():
+            sent += await self.outputs.send(topics.ACTION_RESULT_TOPIC, answer)
         step = await self.committer.put(sent, self.engine.prepare(), batch)
         return step.done
 

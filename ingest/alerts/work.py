@@ -10,7 +10,10 @@ reads): tags `rule`, `subject`, `action`; string fields `by`, `note`, `crew`, `c
 `work_state` (the alert's work state after it); time = when the action was taken (its `ts`, else when
 it arrived). An action on no known alert (none current, none recently resolved: another partition's,
 or a typo) or one `judge` refuses is logged with the rule, subject and reason, and counted; it is not
-recorded. Who may act is the broker's business (deploy/compose/mosquitto/acl: per verb).
+recorded. Every action gets an answer on `gridedge/v1/alerts/action/result` (`AlertActionResult`:
+accepted with the work state, or the reason of the refusal), except, in a partitioned engine, an action
+about an alert it does not hold (another partition answers it). Who may act is the broker's business
+(deploy/compose/mosquitto/acl: per verb).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from protocols import messages as m
+from protocols import operations as ops
 
 from ..lineproto import point
 from .actions import Action, action_of, judge
@@ -68,10 +74,10 @@ def action_line(action: Action, work_state: str, at: float) -> str:
 class WorkDesk:
     def __init__(self, alerts: Alerts, *, partitioned: bool = False) -> None:
         self.alerts = alerts
-        # a partitioned engine gets every action, mostly about other partitions' alerts: not a warning
-        self._unknown_level = logging.INFO if partitioned else logging.WARNING
+        self._partitioned = partitioned  # it gets every action, mostly about other partitions' alerts
         self.stats = WorkStats()
         self._lines: list[str] = []
+        self._results: list[bytes] = []
 
     def act(self, inbound: Inbound) -> list[Change]:
         """An operator's action (anything else: nothing): the alert's re-published state, if any."""
@@ -83,28 +89,52 @@ class WorkDesk:
         alert = self.alerts.get(action.rule, action.subject)
         if alert is None:
             self.stats.unknown += 1
-            log.log(
-                self._unknown_level,
-                "alerts: %s by %s on %s %s refused: no such alert (current or recently resolved)",
-                action.verb, action.by, action.rule, action.subject,
-            )  # fmt: skip
+            if self._partitioned:  # the partition holding the alert answers it
+                log.info(
+                    "alerts: %s on %s %s: not this partition's alert",
+                    action.verb,
+                    action.rule,
+                    action.subject,
+                )
+                return []
+            self._refuse(action, now, "no such alert (current or recently resolved)")
             return []
         reason = "its time is in the future" if at > now + FUTURE_S else judge(alert, action, at)
         if reason is not None:
             self.stats.refused += 1
-            log.warning(
-                "alerts: %s by %s on %s %s refused: %s",
-                action.verb,
-                action.by,
-                action.rule,
-                action.subject,
-                reason,
-            )
+            self._refuse(action, now, reason)
             return []
         self.stats.actions += 1
         self._lines.append(action_line(action, alert.work, at))
+        self._answer(action, now, work=alert.work)
         change = self.alerts.amend(action.rule, action.subject, now)
         return [] if change is None else [change]
+
+    def _refuse(self, action: Action, now: float, reason: str) -> None:
+        what = f"{action.verb} by {action.by} on {action.rule} {action.subject}"
+        log.warning("alerts: %s refused: %s", what, reason)
+        self._answer(action, now, reason=reason)
+
+    def _answer(self, action: Action, now: float, *, work: str = "", reason: str = "") -> None:
+        result = ops.AlertActionResult(
+            schema=m.SCHEMA_VERSION,
+            ts=round(now * 1000),
+            action=action.verb,
+            rule=action.rule,
+            subject=action.subject,
+            by=action.by,
+            accepted=not reason,
+            action_ts=None if action.at is None else round(action.at * 1000),
+            work=work,
+            reason=reason,
+        )
+        self._results.append(ops.encode_operation(result))
+
+    def take_results(self) -> list[bytes]:
+        """The answers (`gridedge/v1/alerts/action/result`) since the last call, in order (the role
+        publishes them after the batch's alert changes)."""
+        results, self._results = self._results, []
+        return results
 
     def take_lines(self) -> list[str]:
         """The `alert_action` points recorded since the last call (the role writes them)."""

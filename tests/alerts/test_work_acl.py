@@ -126,10 +126,15 @@ async def test_only_the_acl_lets_an_operator_ack_and_close(
         assert "refused ack" in capsys.readouterr().err
         assert role.engine.get(*KEY).work == "open"  # type: ignore[union-attr]
         assert await _act(acl_broker.port, tmp_path, "gridedge-crew", "arrived", "--crew", "crew-7") == 0
-        assert "work on_site" in capsys.readouterr().out
+        assert "taken: work on_site" in capsys.readouterr().out
         assert (
             await _act(acl_broker.port, tmp_path, "gridedge-operator", "ack") == 0
         )  # recorded; stays on site
+
+        close = ("--cause", "router power", "--outcome", "power supply replaced")
+        # the gateway is still offline: the engine refuses to close its alert, and says why
+        assert await _act(acl_broker.port, tmp_path, "gridedge-operator", "close", *close) == 1
+        assert "refused close: its condition still holds (firing)" in capsys.readouterr().err
 
         online = m.Status(schema=1, gw=GW, seq=2, ts=1_763_800_060_000, state="online")
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gw-acl-back")
@@ -140,17 +145,17 @@ async def test_only_the_acl_lets_an_operator_ack_and_close(
         client.disconnect()
         client.loop_stop()
 
-        close = ("--cause", "router power", "--outcome", "power supply replaced")
         assert await _act(acl_broker.port, tmp_path, "gridedge-crew", "close", *close) == 1
         assert "refused close" in capsys.readouterr().err
         assert await _act(acl_broker.port, tmp_path, "gridedge-operator", "close", *close) == 0
-        assert "work closed" in capsys.readouterr().out
+        assert "taken: work closed" in capsys.readouterr().out
         alert = role.engine.get(*KEY)
         assert alert is not None and (alert.state.value, alert.work, alert.assignee) == (
             "resolved",
             "closed",
             "crew-7",
         )
-        assert (role.work.stats.actions, role.work.stats.refused) == (3, 0)  # the crew's ack/close never came
+        # the crew's ack and close never reached the engine; the operator's early close was refused by it
+        assert (role.work.stats.actions, role.work.stats.refused) == (3, 1)
     finally:
         watch.close()

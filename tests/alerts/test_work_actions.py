@@ -134,7 +134,19 @@ def test_the_desk_records_taken_actions_and_counts_the_others() -> None:
     desk.act(_inbound("arrived", ts_s=now + 3600))  # an hour ahead of the engine's clock
     desk.act(_inbound("close", cause="c", outcome="o"))  # still firing
     assert (desk.stats.actions, desk.stats.refused, engine.amended, desk.take_lines()) == (1, 2, 1, [])
+    where = topics.parse_topic(topics.ACTION_RESULT_TOPIC)
+    answers = [topics.decode_payload(where, body) for body in desk.take_results()]
+    assert [(a.action, a.accepted, a.work, a.reason) for a in answers] == [  # type: ignore[union-attr]
+        ("ack", True, "acknowledged", ""),
+        ("arrived", False, "", "its time is in the future"),
+        ("close", False, "", "its condition still holds (firing): acknowledge it; close it once resolved"),
+    ]
+    assert answers[1].action_ts == round((now + 3600) * 1000)  # type: ignore[union-attr]
     other = WorkDesk(_Engine(None, now))
     other.act(_inbound("ack"))
     assert other.stats.unknown == 1 and other.take_lines() == []
+    assert b"no such alert" in other.take_results()[0]
+    shared = WorkDesk(_Engine(None, now), partitioned=True)  # another partition holds it and answers
+    shared.act(_inbound("ack"))
+    assert shared.stats.unknown == 1 and shared.take_results() == []
     assert desk.act(Inbound("gridedge/v1/gw/m1/reading", "gw", "m1", {})) == []  # not an action
