@@ -6,6 +6,7 @@ ACTION's parameter shown as typed Data and by the names of its members."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +158,17 @@ def test_the_text_output_shows_names_not_internal_keys(capsys: pytest.CaptureFix
     text = capsys.readouterr().out
     assert "method_name" in text and "trip" in text and "F2050201 (relay 1)" in text
     assert "TAG" not in text and "CHOICE" not in text
+
+
+def test_the_field_guide_example_is_what_decode_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/field-guide.md 'Decoding a DL/T 698.45 frame' shows an abridged real output: every line
+    of it is a line `gridedge decode` prints for that frame."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "field-guide.md").read_text()
+    section = guide.split("### Decoding a DL/T 698.45 frame", 1)[1]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    command, *shown = block.splitlines()
+    hex_text = command.split("dlt698 ", 1)[1].strip('"')
+    assert bytes.fromhex(hex_text) == FRAMES["E4-trip"]
+    print_description(describe(bytes.fromhex(hex_text)))
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in shown if line not in printed] == []
