@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from protocols import messages as m
@@ -22,7 +22,7 @@ from protocols.version import VERSION
 
 from .bus import Bus
 from .clock import system_clock_synchronised
-from .commands import CommandHandler, NonceStore
+from .commands import CommandHandler, GatewayAction, NonceStore
 from .config import GatewayConfig, Plan
 from .drivers.base import Driver, DriverContext
 from .drivers.registry import driver_class
@@ -71,7 +71,7 @@ def run(plan: Plan) -> int:
 class Gateway:
     """The running parts, exposed for the commissioning CLI, the command handler and tests."""
 
-    def __init__(self, cfg: GatewayConfig, spool: Spool) -> None:
+    def __init__(self, cfg: GatewayConfig, spool: Spool, *, config_hash: str = "") -> None:
         self.cfg = cfg
         self.spool = spool
         self.buses: dict[str, Bus] = {}
@@ -81,7 +81,7 @@ class Gateway:
             cfg.gateway.id,
             cfg.mqtt,
             spool,
-            StatusSource(gateway_version(), self.bus_status),
+            StatusSource(gateway_version(), self.bus_status, config_hash=config_hash),
             status_interval_s=cfg.gateway.status_interval_s,
         )
         self.sink = SpoolSink(cfg.gateway.id, spool, self.publisher)
@@ -118,12 +118,16 @@ async def serve(
     *,
     on_ready: Callable[[Gateway], None] | None = None,
     drain_s: float = DRAIN_S,
+    gateway_actions: Mapping[str, GatewayAction] | None = None,
+    config_hash: str = "",
 ) -> None:
+    """Run `plan` until `stop` is set. `gateway_actions`: commands to the gateway itself (device
+    `gateway`, e.g. gateway.remote_config's config_apply); `config_hash`: reported in the status."""
     cfg = plan.config
     warn_if_root()
     await asyncio.to_thread(Path(cfg.gateway.state_dir).mkdir, parents=True, exist_ok=True)
     spool = await Spool.open(cfg.spool.path, max_bytes=cfg.spool.max_bytes, fsync=cfg.spool.fsync)
-    gw = Gateway(cfg, spool)
+    gw = Gateway(cfg, spool, config_hash=config_hash)
     log.info(
         "gateway %s: %d bus(es), %d device(s), spool %s holds %d record(s)",
         cfg.gateway.id,
@@ -155,6 +159,7 @@ async def serve(
                             contextlib.closing(NonceStore(cfg.gateway.state_dir / "nonces.sqlite3"))
                         ),
                         gw.sink.command_result,
+                        gateway_actions=gateway_actions,
                     )
                     gw.commands = commands
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from protocols.errors import ConfigError
 
@@ -62,9 +63,12 @@ def print_budget(plan: Plan) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
+    from .config_stage import recover
+    from .remote_config import run
+
+    # a config left on trial by a gateway that died during it is rolled back before it is loaded
+    recovered = recover(Path(args.config))
     plan = _load(args.config)
     if plan is None:
         return 2
-    from .app import run
-
-    return run(plan)
+    return run(Path(args.config), plan, recovered)

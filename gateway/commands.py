@@ -10,8 +10,10 @@ their own reason; during a rotation several keys of a kind are valid; the audit 
 that matched by its id, never the key itself) -> topic and
 payload name this gateway and a configured device -> not expired (and not issued in the future) ->
 nonce not seen before (remembered on disk until the command's expiry, so a restart cannot replay) ->
-action and params valid for the device kind. Only then is the command `accepted`, executed through
-the driver (its transactions go on the bus at command priority, before routine polls) and answered
+action and params valid for the device kind (or, for the reserved device `gateway`, one of the
+gateway-wide actions it was given: `config_apply`, see gateway.remote_config, which answers its
+commands itself). Only then is the command `accepted`, executed through the driver (its
+transactions go on the bus at command priority, before routine polls) and answered
 `done` or `failed` with the device's answer and the state read back.
 
 Must not: log the key or the signature; touch the bus for a command that failed any check.
@@ -26,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from protocols import messages as m
 from protocols import topics
@@ -40,6 +42,9 @@ audit = logging.getLogger("gateway.audit")
 
 MAX_FUTURE_SKEW_MS: Final = 5 * 60 * 1000  # issued_at may be this far ahead of our clock
 MAX_LIFETIME_MS: Final = 24 * 3600 * 1000  # a command may not stay valid longer than this
+# the device id of commands to the gateway itself: gridedge/v1/{gw}/gateway/cmd (a device configured
+# under this id would be shadowed: gateway.remote_config refuses such a config)
+GATEWAY_DEV: Final = "gateway"
 
 
 def key_id(key: bytes) -> str:
@@ -49,6 +54,23 @@ def key_id(key: bytes) -> str:
 
 # (topic, device, build(seq) -> result): results go through the spool, which assigns the gateway's seq
 Publish = Callable[[str, str, Callable[[int], m.CommandResult]], Awaitable[None]]
+
+
+class Reply(Protocol):
+    """Answers one verified command (its result is spooled like every command result)."""
+
+    async def __call__(
+        self,
+        status: m.CommandStatus,
+        *,
+        reason: str = "",
+        answer: dict[str, Any] | None = None,
+        state: dict[str, m.Scalar | None] | None = None,
+    ) -> None: ...
+
+
+# a gateway-wide action: runs with the command once every check passed, and answers it with reply
+GatewayAction = Callable[[m.Command, Reply], Awaitable[None]]
 
 
 class NonceStore:
@@ -92,8 +114,10 @@ class CommandHandler:
         publish: Publish,
         *,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        gateway_actions: Mapping[str, GatewayAction] | None = None,
     ) -> None:
         self.gw = gateway_id
+        self.gateway_actions = gateway_actions or {}
         self.keys = keys
         self.drivers = drivers
         self.nonces = nonces
@@ -109,13 +133,17 @@ class CommandHandler:
             await self._reject(topic, refused)
             return
         audit.warning(
-            "command %s %s/%s %s: accepted (signed with key %s)",
+            "command %s %s/%s %s: %s (signed with key %s)",
             command.id,
             command.gw,
             command.dev,
             command.action,
+            "accepted" if driver is not None else "verified",
             key,
         )
+        if driver is None:  # a gateway-wide action: it answers (accepted, then its outcome) itself
+            await self._gateway_action(command)
+            return
         await self._result(command, "accepted")
         try:
             outcome = await driver.execute(command.action, command.params)
@@ -142,10 +170,28 @@ class CommandHandler:
             command, status, reason=outcome.reason, answer=dict(outcome.answer), state=dict(outcome.state)
         )
 
+    async def _gateway_action(self, command: m.Command) -> None:
+        async def reply(
+            status: m.CommandStatus,
+            *,
+            reason: str = "",
+            answer: dict[str, Any] | None = None,
+            state: dict[str, m.Scalar | None] | None = None,
+        ) -> None:
+            if status != "accepted":
+                setattr(self.stats, status, getattr(self.stats, status) + 1)
+            audit.warning(
+                "command %s %s/%s %s: %s %s", command.id, self.gw, GATEWAY_DEV, command.action, status, reason
+            )
+            await self._result(command, status, reason=reason, answer=answer or {}, state=state or {})
+
+        await self.gateway_actions[command.action](command, reply)
+
     # ---- checks -----------------------------------------------------------------------------------
 
-    def _check(self, topic: str, payload: bytes) -> tuple[m.Command, Driver, str]:
-        """The command, its driver and the id of the key that signed it; or _Refused."""
+    def _check(self, topic: str, payload: bytes) -> tuple[m.Command, Driver | None, str]:
+        """The command, its driver (None: a gateway-wide action) and the id of the key that signed it;
+        or _Refused."""
         try:
             raw = json.loads(payload)
         except ValueError:
@@ -170,7 +216,7 @@ class CommandHandler:
                 "wrong_device", f"payload device {command.dev!r} != topic device {where.dev!r}", raw
             )
         driver = self.drivers.get(command.dev)
-        if driver is None:
+        if driver is None and command.dev != GATEWAY_DEV:
             raise _Refused("wrong_device", f"device {command.dev!r} is not configured on this gateway", raw)
         now = self.clock_ms()
         if command.expires_at <= now:
@@ -181,6 +227,12 @@ class CommandHandler:
             raise _Refused("too_long", "valid for more than 24 h: refused", raw)
         if not self.nonces.remember(command.nonce, command.expires_at, now):
             raise _Refused("replayed", f"nonce {command.nonce!r} was already used", raw)
+        if driver is None:
+            if command.action not in self.gateway_actions:
+                offered = ", ".join(sorted(self.gateway_actions)) or "none"
+                reason = f"the gateway has no action {command.action!r} (it offers: {offered})"
+                raise _Refused("unsupported", reason, raw)
+            return command, None, key
         try:
             driver.check_command(command.action, command.params)
         except CommandRejected as exc:

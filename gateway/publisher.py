@@ -67,6 +67,7 @@ class StatusSource:
     version: str
     buses: Callable[[], list[m.BusStatus]]
     started: float = field(default_factory=time.monotonic)
+    config_hash: str = ""  # of the config file the gateway runs (gateway.config_doc)
 
 
 class Publisher:
@@ -326,6 +327,7 @@ class Publisher:
             spool_dropped=spool.dropped,
             uptime_s=round(time.monotonic() - self.status_source.started, 1),
             publish_lag_s=round(lag, 1),
+            config_hash=self.status_source.config_hash,
         )
 
 

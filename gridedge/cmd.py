@@ -4,6 +4,8 @@
     GRIDEDGE_COMMAND_KEY=... gridedge cmd --gw gw-demo-01 --dev 000000000001 --action trip
     gridedge cmd --key-file /etc/gridedge/command.key --gw GW --dev DEV --action keep_power_on --json
     gridedge cmd ... --action read --param item=energy_import_kwh
+    gridedge cmd --private-key ops.key --gw gw-demo-01 --action config_apply --config-file gateway.yaml
+    gridedge cmd ... --gw GW --action config_apply --patch-file patch.yaml [--base-hash HASH]
 
 The command is signed (protocols.signing) with the operator's Ed25519 private key (`--private-key`,
 made by `gridedge keys generate`; refused when other users may read it) or, for gateways still
@@ -11,11 +13,18 @@ configured for it, with HMAC-SHA256 and the shared key (`--key-file` or $GRIDEDG
 valid for `--ttl` seconds; the tool
 waits up to `--wait` seconds for the final result (`done`, `failed` or `rejected`) on
 `.../cmd/result` and exits 0 only for `done`. Composition root: an operator's tool, not a service.
+
+`config_apply` (gateway.remote_config) goes to the gateway itself (device `gateway`): `--config-file`
+sends the whole YAML file as JSON with its config hash; `--patch-file` sends a JSON merge patch
+(RFC 7386, written in YAML or JSON) with `--base-hash`, the hash of the config it patches (default: the
+`config_hash` of the gateway's retained status). `--deadline` is the trial; the tool waits for the
+outcome (applied, unchanged, rolled back or refused) up to the deadline plus a minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -28,12 +37,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway import config_doc
 from protocols import topics
 from protocols.signing import Signer, new_command
 
 from .keys import KeyFileError, load_signer
 
 FINAL = ("done", "failed", "rejected")
+WAIT_S = 30.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "cmd", help="send a signed command to a device behind a gateway and wait for the result"
     )
     p.add_argument("--gw", required=True)
-    p.add_argument("--dev", required=True)
+    p.add_argument("--dev", help="the device (default for config_apply: gateway, the gateway itself)")
     p.add_argument("--action", required=True, help="trip, close, allow_close, keep_power_on, ...")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="JSON values allowed")
     keys = p.add_mutually_exclusive_group()
@@ -50,13 +61,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", default="localhost")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRIDEDGE_MQTT__PORT", "1883")))
     p.add_argument("--ttl", type=float, default=300, help="seconds the command stays valid (default 300)")
-    p.add_argument("--wait", type=float, default=30, help="seconds to wait for the result (default 30)")
+    p.add_argument("--wait", type=float, default=WAIT_S, help="seconds to wait for the result (default 30)")
     p.add_argument("--json", action="store_true", help="print the results as JSON lines")
+    config = p.add_mutually_exclusive_group()
+    config.add_argument("--config-file", type=Path, help="config_apply: the whole new config (YAML)")
+    config.add_argument("--patch-file", type=Path, help="config_apply: a merge patch (RFC 7386) of it")
+    p.add_argument("--base-hash", help="--patch-file: the config hash it patches (default: the status's)")
+    p.add_argument("--deadline", type=float, help="config_apply: seconds the new config has to prove itself")
     p.set_defaults(handler=run)
 
 
 def build_command(args: argparse.Namespace, key: bytes | Signer, now_ms: int) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = config_params(args)
     for item in args.param:
         name, _, value = item.partition("=")
         try:
@@ -65,6 +81,59 @@ def build_command(args: argparse.Namespace, key: bytes | Signer, now_ms: int) ->
             params[name] = value
     ttl_ms = int(args.ttl * 1000)
     return new_command(args.gw, args.dev, args.action, params, key=key, now_ms=now_ms, ttl_ms=ttl_ms)
+
+
+def config_params(args: argparse.Namespace) -> dict[str, Any]:
+    """config_apply's params from --config-file / --patch-file; DocumentError naming what is wrong."""
+    params: dict[str, Any] = {}
+    if args.config_file is not None:
+        doc = config_doc.read(args.config_file)
+        params = {"config": doc, "hash": config_doc.config_hash(doc)}
+    elif args.patch_file is not None:
+        params = {"patch": config_doc.read(args.patch_file), "base_hash": args.base_hash}
+    if params and args.deadline is not None:
+        params["deadline_s"] = args.deadline
+    return params
+
+
+def fill_in(args: argparse.Namespace) -> str:
+    """Defaults that depend on the action; an error message, or "" when the arguments are complete."""
+    if args.dev is None:
+        if args.action != "config_apply":
+            return "--dev is required (the device the command is for)"
+        args.dev = "gateway"
+    if args.action == "config_apply" and args.config_file is None and args.patch_file is None:
+        return "config_apply needs --config-file or --patch-file"
+    if args.patch_file is not None and args.base_hash is None:
+        args.base_hash = retained_config_hash(args)
+        if not args.base_hash:
+            return f"no config_hash in {args.gw}'s retained status: give --base-hash"
+    if args.action == "config_apply" and args.wait == WAIT_S:
+        args.wait = (args.deadline or 120) + 60  # the trial, the restarts and the reconnections
+    return ""
+
+
+def retained_config_hash(args: argparse.Namespace) -> str:
+    """The config hash of the gateway's retained status ("" if none within 5 s)."""
+    got: list[str] = []
+    seen = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with contextlib.suppress(ValueError, AttributeError):
+            got.append(str(json.loads(msg.payload).get("config_hash", "")))
+        seen.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gridedge-cmd-{uuid.uuid4().hex[:8]}")
+    client.on_message = on_message
+    client.connect(args.host, args.port)
+    client.loop_start()
+    try:
+        client.subscribe(topics.status_topic(args.gw), qos=1)
+        seen.wait(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0] if got else ""
 
 
 def signing_key(args: argparse.Namespace) -> bytes | Signer:
@@ -85,7 +154,14 @@ def run(args: argparse.Namespace) -> int:
     except KeyFileError as exc:
         print(f"gridedge cmd: {exc}", file=sys.stderr)
         return 2
-    command = build_command(args, key, int(time.time() * 1000))
+    try:
+        problem = fill_in(args)
+        command = build_command(args, key, int(time.time() * 1000))
+    except (config_doc.DocumentError, OSError) as exc:
+        problem = str(exc)
+    if problem:
+        print(f"gridedge cmd: {problem}", file=sys.stderr)
+        return 2
     results: list[dict[str, Any]] = []
     final = threading.Event()
     subscribed = threading.Event()

@@ -161,7 +161,10 @@ class BusStatus(_Msg):
 
 
 class Status(_Msg):
-    """Gateway birth/death message (retained; the Last Will carries state=offline)."""
+    """Gateway birth/death message (retained; the Last Will carries state=offline). `version`: the
+    gateway's software version; `config_hash`: SHA-256 (hex) of the canonical JSON of the config file it
+    runs (gateway.config_doc; empty when not known), so a fleet's versions and configs are one
+    subscription to `gridedge/v1/+/status` away."""
 
     schema: Int64
     gw: str
@@ -175,12 +178,17 @@ class Status(_Msg):
     spool_dropped: Int64 = 0
     uptime_s: float = 0.0
     publish_lag_s: float = 0.0
+    config_hash: str = ""
 
 
 class Command(_Msg):
     """A signed command (see protocols.signing). Times are epoch milliseconds. `alg`: the signature's
     algorithm, `hmac-sha256` (the default, a shared key) or `ed25519` (an operator's private key, named
-    by its key id `kid`); `sig`: hex, over every other field, `alg` and `kid` included."""
+    by its key id `kid`); `sig`: hex, over every other field, `alg` and `kid` included. A command to the
+    gateway itself goes to the device `gateway`: `config_apply` with `params` `config` (the whole
+    config document) with its `hash`, or `patch` (a JSON merge patch, RFC 7386, of the running one)
+    with `hash` (of the result) or `base_hash` (of the config it patches), and optional `deadline_s`
+    (the trial, default 120 s). See gateway.remote_config."""
 
     id: str
     gw: str

@@ -54,6 +54,25 @@ MODELS: list[tuple[str, type, str]] = [
 # What changed in the contract, newest first: what a consumer written against an earlier text must do.
 CHANGES: list[tuple[str, list[str]]] = [
     (
+        "remote configuration (issue 24)",
+        [
+            "The status gains `config_hash`: SHA-256 (hex) of the canonical JSON of the config file the "
+            "gateway runs (the YAML parsed to JSON data, keys sorted, separators `,` `:`, UTF-8; "
+            "environment overrides not included). Optional: earlier consumers need no change. With "
+            "`version` (the software version, already there) a fleet's state is one subscription away.",
+            "Commands to the gateway itself go to the device `gateway` (`gridedge/v1/{gw}/gateway/cmd`, "
+            "results on `.../gateway/cmd/result`); a gateway refuses a config with a device of that id. "
+            "Action `config_apply`, params: `config` (the whole document) with its `hash`, or `patch` (a "
+            "JSON merge patch, RFC 7386, of the running document) with `hash` (of the result) or "
+            "`base_hash` (of the config it patches); optional `deadline_s` (5-3600, default 120).",
+            "Its results: `accepted` (on trial), then `done` (answer `outcome` `applied` or `unchanged`) "
+            "or `failed` (`outcome` `rolled_back`, the reason names the broker or the silent buses), or "
+            "`rejected` with `busy`, `bad_params`, `hash_mismatch`, `invalid_config`, `wrong_gateway`, "
+            "`state_moved`, `reserved_device` or `locks_out`. Answers carry `hash` and `previous_hash`; "
+            "every result's `state` the running `config_hash` and `version`.",
+        ],
+    ),
+    (
         "operator actions on alerts (issue 23)",
         [
             "New topics `gridedge/v1/alerts/action/{verb}` (`ack`, `assign`, `arrived`, `note`, `close`, "
