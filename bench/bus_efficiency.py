@@ -31,8 +31,8 @@ reads/s = 93.3 % (92.6-93.7 %, ceiling 96.7 %). The rest, measured with `--turna
 read beyond wire + silence (DL/T 645 at 9600: 2.6 ms), of which 0.2 ms between transactions in the
 gateway; the remainder is the simulator receiving, answering and pacing (and the 698.45 reply matcher
 has no `bytes_needed`, so the bus wakes up per reply byte: CPU, not line time). `--kind mixed` (16 +
-16, alternated): 7.25 reads/s = 85.5 % of the limit, 0 frame errors and 0 stray bytes; its ceiling is
-90.6 % because each 645 request keeps its 20 ms.
+16, alternated): 7.44 reads/s = 87.6 % of the limit (86.8-88.2 %), 0 frame errors and 0 stray bytes;
+its ceiling is 90.6 % because each 645 request keeps its 20 ms.
 The turnarounds are random (20-100 ms, seeded per meter): a short run draws a mean a millisecond or
 two away from 60 ms, so use the default 30 s or more and take medians.
 Each of the `--repeats` runs starts a fresh simulator with its own seed (`--seed`, `--seed`+1, ...),
