@@ -37,6 +37,13 @@ def run_check(args: argparse.Namespace) -> int:
     if plan is None:
         return 2
     print_budget(plan)
+    from . import config_doc
+
+    # what config_apply and the retained status call this config (gateway.config_doc)
+    try:
+        print(f"config hash {config_doc.config_hash(config_doc.read(Path(args.config)))}")
+    except config_doc.DocumentError as exc:  # valid for the gateway, yet not JSON data (a YAML date)
+        print(f"no config hash: {exc}: remote configuration cannot replace it")
     return 0
 
 

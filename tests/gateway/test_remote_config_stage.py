@@ -138,3 +138,15 @@ def test_bad_params_are_refused(tmp_path: Path, pty_pair: PtyPair, params: dict[
     with pytest.raises(Refused) as refused:
         stage(running(tmp_path, pty_pair.path), params, {})
     assert refused.value.code == code, refused.value
+
+
+def test_gateway_check_prints_the_config_hash(
+    tmp_path: Path, pty_pair: PtyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from gateway.cli import run_check
+
+    old = running(tmp_path, pty_pair.path)
+    assert run_check(argparse.Namespace(config=str(old.path))) == 0
+    assert f"config hash {old.hash}" in capsys.readouterr().out
