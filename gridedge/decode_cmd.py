@@ -52,15 +52,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_description(result: dict[str, Any], indent: str = "") -> None:
+def print_description(result: dict[str, Any], indent: str = "", first: str = "") -> None:
+    """`result` as indented text; a list of dicts is a YAML-like list: `- ` opens each item, its
+    other keys line up under the first (`first` is the marker of the item's first line)."""
     width = max((len(k) for k in result), default=0)
-    for key, value in result.items():
+    for n, (key, value) in enumerate(result.items()):
+        lead = indent + (first if n == 0 else " " * len(first))
         if isinstance(value, dict) and value:
-            print(f"{indent}{key}:")
-            print_description(value, indent + "  ")
+            print(f"{lead}{key}:")
+            print_description(value, indent + " " * len(first) + "  ")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
-            print(f"{indent}{key}:")
+            print(f"{lead}{key}:")
             for item in value:
-                print_description(item, indent + "  - ")
+                print_description(item, indent + " " * len(first) + "  ", "- ")
         else:
-            print(f"{indent}{key.ljust(width)}  {value}")
+            print(f"{lead}{key.ljust(width)}  {value}")
