@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bootstrapped
 ARGS ?=
 
-.PHONY: demo test bootstrap lint typecheck imports contract-docs pytest bench clean
+.PHONY: demo test bootstrap lint typecheck imports contract-docs pytest bench clean release
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) scripts/bootstrap.sh
@@ -38,6 +38,13 @@ PYTEST_WORKERS ?= 2
 pytest:
 	@$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The field artifact (README "Install on a Pi"): dist/gridedge-<version>-<platform>.tar.gz, the gridedge wheel
+# and a wheel of every runtime dependency for the target, install.sh and the systemd unit; installed
+# offline on the Pi, and what a signed `update` command installs. RELEASE_PLATFORM=native: this machine.
+RELEASE_PLATFORM ?= manylinux_2_36_aarch64
+release: bootstrap
+	$(PY) scripts/build_release.py --out dist --platform $(RELEASE_PLATFORM)
 
 bench: bootstrap
 	$(PY) bench/run_all.py

@@ -30,6 +30,9 @@ from .pipeline import SpoolSink
 from .publisher import Publisher, StatusSource
 from .scheduler import DeviceRunner
 from .spool import Spool
+from .update import ACTION as UPDATE
+from .update import Updater, settings_from
+from .update_trial import handover, report_health, trial_fd
 
 log = logging.getLogger("gateway")
 
@@ -122,8 +125,14 @@ async def serve(
     config_hash: str = "",
 ) -> None:
     """Run `plan` until `stop` is set. `gateway_actions`: commands to the gateway itself (device
-    `gateway`, e.g. gateway.remote_config's config_apply); `config_hash`: reported in the status."""
+    `gateway`, e.g. gateway.remote_config's config_apply); `config_hash`: reported in the status.
+    An update installed by the `update` command (gateway.update) ends the run too; its trial
+    (gateway.update_trial.handover) then replaces this process (exec) by the new release, or by
+    this one again when the new one failed."""
     cfg = plan.config
+    updater = Updater(settings_from(cfg), asyncio.Event()) if cfg.update.enabled else None
+    if updater is not None:
+        gateway_actions = {UPDATE: updater, **(gateway_actions or {})}
     warn_if_root()
     await asyncio.to_thread(Path(cfg.gateway.state_dir).mkdir, parents=True, exist_ok=True)
     spool = await Spool.open(cfg.spool.path, max_bytes=cfg.spool.max_bytes, fsync=cfg.spool.fsync)
@@ -173,10 +182,13 @@ async def serve(
                     polls = [
                         tg.create_task(runner.run(), name=f"poll:{dev}") for dev, runner in gw.runners.items()
                     ]
-                    log.info("gateway %s: polling %d device(s)", cfg.gateway.id, len(polls))
+                    if (fd := trial_fd()) is not None:  # a new release on trial: tell the old one
+                        report = report_health(fd, gw, cfg.update.trial_s, int(time.time() * 1000))
+                        polls.append(tg.create_task(report, name="update:trial-report"))
+                    log.info("gateway %s: polling %d device(s)", cfg.gateway.id, len(gw.runners))
                     if on_ready is not None:
                         on_ready(gw)
-                    await stop.wait()
+                    await _first(stop, updater.stop if updater is not None else stop)
                     log.info("gateway %s: stopping", cfg.gateway.id)
                     for task in polls:
                         task.cancel()
@@ -191,3 +203,15 @@ async def serve(
     finally:
         await spool.close()
         log.info("gateway %s: stopped; %d record(s) kept in the spool", cfg.gateway.id, spool.stats.depth)
+    if updater is not None and updater.pending is not None and not stop.is_set():
+        await handover(cfg, updater.pending, stop.is_set)  # execs; returns if stopped meanwhile
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Returns once any of `events` is set."""
+    waits = [asyncio.create_task(event.wait(), name=f"gateway:wait:{i}") for i, event in enumerate(events)]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()

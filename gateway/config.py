@@ -134,6 +134,17 @@ class CommandsSection(Frozen):
         return signing.Keyring(tuple(k.encode() for k in hmac_keys), self._public())
 
 
+class UpdateSection(Frozen):
+    """Signed software updates (gateway.update): where releases live and how long a trial may take."""
+
+    enabled: bool = True
+    root: Path = Field(default=Path("/opt/gridedge"), description="releases/<version>/venv, current")
+    trial_s: float = Field(default=120.0, gt=0, le=3600, description="connect + a poll on every bus")
+    share_site_packages: bool = Field(
+        default=False, description="development and tests only: new venvs reuse this one's packages"
+    )
+
+
 class BusConfig(Frozen):
     name: str
     port: str = Field(description="/dev/ttyUSB0, /dev/serial/by-id/..., or socket://HOST:PORT")
@@ -156,6 +167,7 @@ class GatewayConfig(Frozen):
     mqtt: MqttSection = MqttSection()
     spool: SpoolSection = SpoolSection()
     commands: CommandsSection = CommandsSection()
+    update: UpdateSection = UpdateSection()
     buses: list[BusConfig]
 
 

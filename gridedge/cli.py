@@ -26,7 +26,7 @@ def _registrars(command: str | None = None) -> list[Register]:
     from firmware_sim import cli as sim_cli
     from gateway import cli as gateway_cli
     from gateway.commission import cli as commission_cli
-    from gridedge import alerts_cmd, cmd, decode_cmd, demo, keys
+    from gridedge import alerts_cmd, cmd, decode_cmd, demo, keys, release_cmd
     from ingest import cli as ingest_cli
     from ingest.report import cli as report_cli
 
@@ -39,6 +39,7 @@ def _registrars(command: str | None = None) -> list[Register]:
         demo.register,
         cmd.register,
         keys.register,
+        release_cmd.register,
         report_cli.register,
         alerts_cmd.register,
     ]
