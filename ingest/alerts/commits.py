@@ -12,12 +12,16 @@ broker acknowledged (or gave up on after `CONFIRM_TIMEOUT_S`, counted as unconfi
 the deliveries are acknowledged only after that, so a crash re-evaluates and re-publishes (idempotent).
 The queue is bounded (`DEPTH` steps): past it the engine waits.
 
-Steps that queued up while one was being finished are finished together: their publishes confirmed,
-InfluxDB written, their prepared states merged into one save (`store.merge`: the same end state as
-saving them one by one, in one transaction) and their deliveries acknowledged in one call, in order.
-When the engine keeps up its batches are small (~85 readings at 11,000 readings/s) and a save and an
-acknowledgement per batch (a transaction and a thread hop) held the queue at its depth: the engine
-waited for the committer and the saved state lagged it by up to 64 steps.
+Steps that queued up while one was being finished, or within `LINGER_S` of it, are finished together:
+their publishes confirmed, InfluxDB written, their prepared states merged into one save (`store.merge`:
+the same end state as saving them one by one, in one transaction) and their deliveries acknowledged in
+one call, in order. When the engine keeps up its batches are small (~85 readings at 11,000 readings/s)
+and a save and an acknowledgement per batch (a transaction and a thread hop) held the queue at its
+depth: the engine waited for the committer and the saved state lagged it by up to 64 steps. A save of
+90 meters' parts is 0.39 ms, of 450 0.65 ms: lingering 25 ms when a step has `LINGER_MIN` deliveries
+or more (the alerts are published meanwhile; only their state and acknowledgements wait) saves ~3 us
+of the ~30 the engine spends per reading. A slow stream (a step of a few deliveries, a tick) does not
+wait.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from .outputs import CONFIRM_TIMEOUT_S, Outputs, Sent
 from .store import merge
 
 DEPTH = 64  # batches whose publishes may be in flight at once
+LINGER_S = 0.025  # a step of a busy stream waits this long for the next ones, to be finished with them
+LINGER_MIN = 32  # deliveries in a step that say the stream is busy (1 a second: no wait)
 DRAIN_S = CONFIRM_TIMEOUT_S  # at stop: how long the queued steps may wait for their acks, in all
 
 
@@ -74,6 +80,8 @@ class Committer:
         while True:
             if not self._current:
                 self._current = [await self._queue.get()]
+                if len(self._current[0].batch) >= LINGER_MIN:
+                    await asyncio.sleep(LINGER_S)
             self._take_queued()
             await self._finish(self._current, CONFIRM_TIMEOUT_S)
             self._current = []

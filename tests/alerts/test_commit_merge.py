@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ingest.alerts.commits import Committer
+from ingest.alerts.commits import LINGER_MIN, LINGER_S, Committer, Step
 from ingest.alerts.config import AlertsSection
 from ingest.alerts.engine import Engine
 from ingest.alerts.outputs import Outputs
@@ -75,22 +75,25 @@ async def test_steps_queued_behind_a_slow_acknowledgement_are_finished_together(
     section = AlertsSection.model_validate({"state_path": str(tmp_path / "alerts.sqlite")})
     store = Store(section.state_path)
     engine = Engine.build(section, Topology.empty(), rulesets(), clock=clock, store=store)
-    gate = asyncio.Event()
+    gate, acking = asyncio.Event(), asyncio.Event()
     acked: list[list[int]] = []
 
     async def ack(batch: list[Delivery]) -> int:
+        acking.set()
         await gate.wait()  # the first acknowledgement is slow: the next steps queue up
         acked.append([d.mid for d in batch])
         return len(batch)
 
-    committer = Committer(engine, Outputs(None, None), ack)
-    runner = asyncio.create_task(committer.run(), name="test:commit")
-    steps = []
-    for mid in range(1, 6):
+    async def put(mid: int) -> Step:
         engine.on_message(reading(f"m{mid}", clock.t, 1000.0))
         batch = [Delivery(1, mid, 1, f"gridedge/v1/gw-q/m{mid}/reading", b"", 0.0)]
-        steps.append(await committer.put([], engine.prepare(), batch))
-        await asyncio.sleep(0)  # the committer takes the first step and waits for its ack
+        return await committer.put([], engine.prepare(), batch)
+
+    committer = Committer(engine, Outputs(None, None), ack)
+    runner = asyncio.create_task(committer.run(), name="test:commit")
+    steps = [await put(1)]
+    await acking.wait()  # the first step is being finished (its acknowledgement waits)
+    steps += [await put(mid) for mid in range(2, 6)]
     assert committer.queued == 5
     gate.set()
     await asyncio.gather(*(s.done for s in steps))
@@ -99,3 +102,35 @@ async def test_steps_queued_behind_a_slow_acknowledgement_are_finished_together(
     assert (committer.finished, committer.steps, store.saves) == (2, 5, 2)
     reading_parts = next(p for name, p in store.load().parts.items() if name.startswith("reading:"))
     assert sorted(reading_parts) == [f"gw-q/m{i}" for i in range(1, 6)]
+
+
+async def test_steps_put_within_the_linger_are_finished_together(tmp_path: Path) -> None:
+    """A busy stream's small batches (an engine that keeps up) share one save and one acknowledgement;
+    a step of a few deliveries (a quiet stream, a tick) is finished at once."""
+    clock = FakeClock()
+    section = AlertsSection.model_validate({"state_path": str(tmp_path / "alerts.sqlite")})
+    store = Store(section.state_path)
+    engine = Engine.build(section, Topology.empty(), rulesets(), clock=clock, store=store)
+    acked: list[int] = []
+
+    async def ack(batch: list[Delivery]) -> int:
+        acked.append(len(batch))
+        return len(batch)
+
+    async def put(deliveries: int) -> Step:
+        engine.on_message(reading("m1", clock.t, 1000.0))
+        batch = [Delivery(1, i + 1, 1, "gridedge/v1/gw-q/m1/reading", b"", 0.0) for i in range(deliveries)]
+        step = await committer.put([], engine.prepare(), batch)
+        await asyncio.sleep(0)
+        return step
+
+    committer = Committer(engine, Outputs(None, None), ack)
+    runner = asyncio.create_task(committer.run(), name="test:commit")
+    busy = [await put(LINGER_MIN) for _ in range(3)]
+    await asyncio.gather(*(s.done for s in busy))
+    assert (acked, store.saves) == ([3 * LINGER_MIN], 1)
+    quiet = await put(1)
+    async with asyncio.timeout(LINGER_S / 2):  # not held back
+        await quiet.done
+    runner.cancel()
+    assert (acked, store.saves) == ([3 * LINGER_MIN, 1], 2)
