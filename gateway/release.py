@@ -181,6 +181,15 @@ class Layout:
             _link(self.previous, old)
         _link(self.current, release)
 
+    def prune(self) -> list[Path]:
+        """Remove every release but `current` and `previous` (a release venv is ~60 MB; a Pi's card
+        is small); the folders removed."""
+        keep = {link.resolve() for link in (self.current, self.previous) if link.is_symlink()}
+        gone = [r for r in sorted((self.root / "releases").glob("*")) if r.resolve() not in keep]
+        for release in gone:
+            shutil.rmtree(release, ignore_errors=True)
+        return gone
+
 
 def _link(link: Path, target: Path) -> None:
     tmp = link.with_name(f".{link.name}.{os.getpid()}")

@@ -79,11 +79,14 @@ def trial(
     try:
         verdict = _watch(read_end, child, started + deadline_s, stopping)
         verdict.seconds = time.monotonic() - started
-        if verdict.healthy:
-            layout.switch(candidate.release)
     finally:
         os.close(read_end)
         _stop(child)
+    if verdict.healthy:
+        layout.switch(candidate.release)
+    # the failed candidate goes, and releases older than previous: current and previous stay
+    for gone in layout.prune():
+        log.info("update: removed release %s", gone.name)
     return verdict
 
 

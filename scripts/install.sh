@@ -37,7 +37,7 @@ VERSION=$(basename "$WHEEL" | cut -d- -f2)
 
 if ! id "$USER_NAME" >/dev/null 2>&1; then
     say "creating system user $USER_NAME"
-    useradd --system --home-dir "$STATE" --no-create-home --shell /usr/sbin/nologin "$USER_NAME"
+    useradd --system --user-group --home-dir "$STATE" --no-create-home --shell /usr/sbin/nologin "$USER_NAME"
 fi
 getent group dialout >/dev/null && usermod -a -G dialout "$USER_NAME"
 

@@ -210,6 +210,8 @@ async def test_signed_update_installs_then_a_broken_one_is_rolled_back(
             assert result["state"] == {"version": GOOD, "previous": GOOD}
             await _publishing_as(rec, GOOD, 30)
             assert layout.current.resolve() == layout.release(GOOD).resolve()
+            assert not layout.release(BROKEN).exists(), "a failed release is removed"
+            assert layout.release(BASE).exists(), "previous is kept (an operator's way back)"
             assert proc.poll() is None
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(proc.wait, 30) == 0
