@@ -23,16 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import msgspec
 import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import topics
+from protocols.operations import AlertAction
 from protocols.signing import new_command
 
 from .services import InfluxDB, Mosquitto, ServiceError
 
-STEP_KINDS: Final = ("sim", "command", "billing", "broker", "sleep", "wait")
+STEP_KINDS: Final = ("sim", "command", "billing", "alert", "broker", "sleep", "wait")
 Status = Literal["idle", "running", "done", "failed"]
 
 
@@ -171,6 +173,12 @@ class Publisher:
         topic = f"{topics.PREFIX}/billing/{account}/{kind}"
         self._client.publish(topic, json.dumps(record), qos=1)
 
+    def alert_action(self, verb: str, fields: dict[str, Any]) -> None:
+        """An operator's action on an alert (as `gridedge alerts VERB` sends it), checked against the
+        contract before it goes."""
+        body = msgspec.json.encode(msgspec.convert(fields, AlertAction))
+        self._client.publish(topics.action_topic(verb), body, qos=1)
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
@@ -209,6 +217,7 @@ class Runner:
     since_ms: int
     stopping: threading.Event = field(default_factory=threading.Event)
     progress: dict[str, Progress] = field(default_factory=dict)
+    found: dict[str, str] = field(default_factory=dict)  # rule -> the subject its last wait matched
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self, scenario: Scenario, on_done: Callable[[Progress], None] | None = None) -> bool:
@@ -261,6 +270,13 @@ class Runner:
                 record["id"] = f"{record.get('id', 'demo')}-{uuid.uuid4().hex[:6]}"
             self.publisher.billing(account, kind, record)
             p.record(f"billing {kind} for {account}")
+        elif "alert" in step:
+            fields = {"by": "demo-operator", **step["alert"]}
+            verb = str(fields.pop("verb"))
+            if fields.get("subject") == "@found":  # the alert the last wait of its rule saw
+                fields["subject"] = self.found.get(str(fields["rule"]), "")
+            self.publisher.alert_action(verb, fields)
+            p.record(f"operator: {verb} {fields['rule']} {fields['subject']}")
         elif "broker" in step:
             down = float(step.get("down_s", 5))
             p.record(f"broker stopped for {down:g} s")
@@ -279,8 +295,10 @@ class Runner:
         deadline = time.monotonic() + float(w.get("timeout", 60))
         while not self.stopping.is_set():
             try:
-                if reached(alert_rows(self.influx, rule, self.since_ms), subject, state):
+                rows = alert_rows(self.influx, rule, self.since_ms)
+                if reached(rows, subject, state):
                     p.record(f"{rule} {subject} {state}")
+                    self.found[rule] = next(s for _, s, _st in rows if subject in s)
                     return
             except ServiceError:
                 pass  # InfluxDB busy for a moment: ask again
