@@ -13,8 +13,9 @@
 #     gateway.example.yaml, mode 0600) and /var/lib/gridedge (gridedge 0750: spool, nonces, state)
 #   - /etc/systemd/system/gridedge-gateway.service, enabled; started when /etc/gridedge/gateway.yaml
 #     exists, else the last line says what to do
+#   - $BIN/gridedge -> /opt/gridedge/current/venv/bin/gridedge (for commissioning: gridedge scan ...)
 # Environment: PREFIX (default /opt/gridedge), ETC (/etc/gridedge), STATE (/var/lib/gridedge),
-# SYSTEMD (/etc/systemd/system), PYTHON (python3, >= 3.11), NO_SYSTEMD=1 (skip systemctl: images, tests).
+# SYSTEMD (/etc/systemd/system), BIN (/usr/local/bin), PYTHON (python3, >= 3.11), NO_SYSTEMD=1 (skip systemctl: images, tests).
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +23,7 @@ PREFIX=${PREFIX:-/opt/gridedge}
 ETC=${ETC:-/etc/gridedge}
 STATE=${STATE:-/var/lib/gridedge}
 SYSTEMD=${SYSTEMD:-/etc/systemd/system}
+BIN=${BIN:-/usr/local/bin}
 PYTHON=${PYTHON:-python3}
 USER_NAME=gridedge
 
@@ -59,6 +61,7 @@ fi
 # the current link, replaced atomically (a new link renamed over the old one)
 ln -sfn "$RELEASE" "$PREFIX/.current.new" && mv -T "$PREFIX/.current.new" "$PREFIX/current"
 chown -h "$USER_NAME:$USER_NAME" "$PREFIX/current"
+install -d "$BIN" && ln -sfn "$PREFIX/current/venv/bin/gridedge" "$BIN/gridedge"
 
 if [ ! -e "$ETC/gateway.yaml" ] && [ -e "$HERE/gateway.example.yaml" ]; then
     install -o "$USER_NAME" -g "$USER_NAME" -m 0640 "$HERE/gateway.example.yaml" "$ETC/gateway.example.yaml"

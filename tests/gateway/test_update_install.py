@@ -47,7 +47,7 @@ def test_install_sh_installs_offline_from_the_release_artifact(tmp_path: Path) -
     wheels = {Path(n).name.split("-")[0].lower() for n in names if n.endswith(".whl")}
     assert {"gridedge", "cryptography", "pydantic", "pydantic_core", "msgspec", "paho_mqtt"} <= wheels
 
-    dirs = {name: tmp_path / name for name in ("opt", "etc", "state", "systemd")}
+    dirs = {name: tmp_path / name for name in ("opt", "etc", "state", "systemd", "bin")}
     dirs["systemd"].mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env.update(
@@ -56,6 +56,7 @@ def test_install_sh_installs_offline_from_the_release_artifact(tmp_path: Path) -
         ETC=str(dirs["etc"]),
         STATE=str(dirs["state"]),
         SYSTEMD=str(dirs["systemd"]),
+        BIN=str(dirs["bin"]),
         PYTHON=sys._base_executable,
         NO_SYSTEMD="1",
     )
@@ -65,7 +66,8 @@ def test_install_sh_installs_offline_from_the_release_artifact(tmp_path: Path) -
 
     current = dirs["opt"] / "current"
     assert current.is_symlink() and current.resolve() == (dirs["opt"] / "releases" / VERSION).resolve()
-    gridedge = current / "venv" / "bin" / "gridedge"
+    gridedge = dirs["bin"] / "gridedge"  # on PATH for commissioning, through current
+    assert gridedge.resolve() == (current / "venv" / "bin" / "gridedge").resolve()
     version = subprocess.run([str(gridedge), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == f"gridedge {VERSION}"
     imports = "import cryptography, pydantic, msgspec, paho.mqtt, gateway.app; print(gateway.app.__file__)"
