@@ -17,6 +17,7 @@ Build tool, not a service: it may use the network (pip); the artifact it makes m
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -27,9 +28,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Raspberry Pi OS Bookworm, 64-bit: glibc 2.36, so any manylinux wheel up to 2.36 runs there (pip
-# expands manylinux_2_36 to every older manylinux tag)
+# Raspberry Pi OS Bookworm, 64-bit: glibc 2.36, so any manylinux wheel up to 2.36 runs there. pip does
+# not widen a --platform it is given (manylinux_2_36 alone found no cryptography, whose aarch64 wheel is
+# manylinux_2_17): each older tag is passed too (`_platforms`)
 PI_PLATFORM = "manylinux_2_36_aarch64"
+_MANYLINUX = re.compile(r"^manylinux_2_(\d+)_(\w+)$")
 PYTHON_VERSION = "3.11"
 
 
@@ -57,6 +60,7 @@ def build(source: Path, out: Path, platform: str, *, deps: bool = True) -> Path:
         _pip("wheel", str(source), "--no-deps", "--wheel-dir", str(wheels))
         if deps:
             _dependencies(wheels, platform)
+            _check_offline(wheels, platform, version)
         shutil.copy2(ROOT / "scripts" / "install.sh", top / "install.sh")
         shutil.copy2(ROOT / "deploy" / "gridedge-gateway.service", top / "gridedge-gateway.service")
         shutil.copy2(ROOT / "examples" / "gateway.yaml", top / "gateway.example.yaml")
@@ -70,7 +74,7 @@ def build(source: Path, out: Path, platform: str, *, deps: bool = True) -> Path:
 def _dependencies(wheels: Path, platform: str) -> None:
     """A wheel of every runtime dependency, resolved against the gridedge wheel's own metadata."""
     gridedge = next(wheels.glob("gridedge-*.whl"))
-    target = [] if platform == "native" else ["--platform", platform, "--python-version", PYTHON_VERSION]
+    target = [] if platform == "native" else [*_platforms(platform), "--python-version", PYTHON_VERSION]
     _pip(
         "download",
         "--only-binary",
@@ -82,6 +86,38 @@ def _dependencies(wheels: Path, platform: str) -> None:
     )
 
 
+def _check_offline(wheels: Path, platform: str, version: str) -> None:
+    """pip resolves gridedge and every dependency from `wheels` alone, for the target: what install.sh
+    does on the Pi (a dry run: a wheel for another machine is resolved, not installed)."""
+    target = [] if platform == "native" else [*_platforms(platform), "--python-version", PYTHON_VERSION]
+    with tempfile.TemporaryDirectory(prefix="gridedge-check-") as into:
+        _pip(
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--only-binary",
+            ":all:",
+            *target,
+            "--target",
+            into,
+            f"gridedge=={version}",
+        )
+
+
+def _platforms(platform: str) -> list[str]:
+    """`--platform` options for `platform` and every manylinux tag it runs (2_17, the oldest built
+    for aarch64, up to it; manylinux2014 is 2_17's old name)."""
+    match = _MANYLINUX.match(platform)
+    if match is None:
+        return ["--platform", platform]
+    glibc, arch = int(match[1]), match[2]
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(glibc, 16, -1)] + [f"manylinux2014_{arch}"]
+    return [option for tag in tags for option in ("--platform", tag)]
+
+
 def _version(source: Path) -> str:
     text = (source / "protocols" / "version.py").read_text()
     match = re.search(r'^VERSION = "([^"]+)"', text, re.MULTILINE)
@@ -91,7 +127,11 @@ def _version(source: Path) -> str:
 
 
 def _pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", *args, "--quiet"], check=True)
+    # this machine's pip settings (extra indexes, find-links) must not fill gaps in the wheelhouse
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    if args[0] == "install":
+        env["PIP_CONFIG_FILE"] = os.devnull
+    subprocess.run([sys.executable, "-m", "pip", *args, "--quiet"], check=True, env=env)
 
 
 if __name__ == "__main__":
