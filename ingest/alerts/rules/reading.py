@@ -15,14 +15,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import Field
-
 from protocols import messages as m
-from protocols.config import Frozen
 
 from ...topology import Topology
 from ..model import (
@@ -36,6 +33,7 @@ from ..model import (
     in_time_order,
     meter_subject,
 )
+from .reading_model import METER_FIELDS, Meter, ReadingConfig
 
 __all__ = ["RULESET", "ReadingConfig", "ReadingHealth"]
 
@@ -44,70 +42,6 @@ POWER: Final = "power_active_kw"
 SKEW: Final = "meter_clock_skew_s"
 CURRENTS: Final = ("current_a_a", "current_b_a", "current_c_a")
 DAY: Final = 86400.0
-
-
-class ReadingConfig(Frozen):
-    """Section `alerts.rules.reading` of ingest.yaml."""
-
-    interval_s: float = Field(900.0, gt=0, description="expected reading interval of a meter (s)")
-    interval_by_class: dict[str, float] = Field(
-        default_factory=dict, description="expected interval per customer class, overrides interval_s"
-    )
-    interval_by_device: dict[str, float] = Field(
-        default_factory=dict, description="expected interval per 'gw/dev', overrides the class"
-    )
-    window_factor: float = Field(3.0, ge=1, description="missed_reading window = interval x factor")
-    expect_topology_meters: bool = Field(
-        True,
-        description="meters in the topology (with an area or account) that never report are missed "
-        "too, counted from the rule's first tick",
-    )
-    decrease_tolerance_kwh: float = Field(0.01, ge=0, description="register_decrease tolerance (kWh)")
-    reading_clear_s: float = Field(
-        3600.0,
-        ge=0,
-        description="how long a per-reading alert (decrease, runaway) stays after a good reading",
-    )
-    runaway_factor: float = Field(3.0, gt=0, description="register_runaway: delta > power x time x factor")
-    runaway_floor_kwh: float = Field(0.5, ge=0, description="register_runaway: plus this floor (kWh)")
-    runaway_max_gap_s: float = Field(
-        7200.0, gt=0, description="register_runaway is judged only across gaps up to this (spot power)"
-    )
-    stopped_window_s: float = Field(3600.0, gt=0, description="register_stopped: unchanged under load for")
-    stopped_min_power_kw: float = Field(0.1, ge=0, description="register_stopped: load if power above (kW)")
-    stopped_min_current_a: float = Field(0.5, ge=0, description="register_stopped: or a current above (A)")
-    zero_days: float = Field(3.0, gt=0, description="zero_consumption: no increase for this many days")
-    swing_threshold: dict[str, float] = Field(
-        default_factory=lambda: {"residential": 0.5, "commercial": 0.3, "industrial": 2.0},
-        description="consumption_swing: day-on-day relative change per customer class (0.5 = 50 %)",
-    )
-    swing_default: float = Field(0.5, gt=0, description="consumption_swing threshold of other classes")
-    swing_min_base_kwh: float = Field(
-        1.0, ge=0, description="consumption_swing: the previous day must have used at least this (kWh)"
-    )
-    utc_offset_s: float = Field(8 * 3600.0, description="local day boundary (the meters' freeze at 00:00)")
-    clock_warning_s: float = Field(300.0, gt=0, description="clock_drift warning above |skew| (s)")
-    clock_critical_s: float = Field(600.0, gt=0, description="clock_drift critical above |skew| (s)")
-
-
-@dataclass(slots=True)
-class _Meter:
-    last_ts: float | None = None  # newest sample of any kind (s)
-    expected_since: float | None = None  # never heard: watched since (first tick, or a reload)
-    missing: bool = False  # missed_reading reported active
-    e_ts: float | None = None  # newest energy sample
-    e_kwh: float = 0.0
-    e_power: float | None = None
-    base_kwh: float = 0.0  # register at the last increase (zero_consumption)
-    increase_ts: float = 0.0
-    load_since: float | None = None  # register_stopped
-    day: int | None = None  # local day of day_kwh
-    day_kwh: float = 0.0  # first register value of that day
-    prev_day: int | None = None  # day of prev_use
-    prev_use: float = 0.0
-
-
-_METER_FIELDS: Final = tuple(f.name for f in fields(_Meter))
 
 
 @dataclass(slots=True)
@@ -173,7 +107,7 @@ class ReadingHealth:
         self.cfg = cfg
         self.topology = ctx.topology
         self.wants = ctx.wants or always
-        self.meters: dict[str, _Meter] = {}
+        self.meters: dict[str, Meter] = {}
         self.first_tick: float | None = None
         self._changed: set[str] = set()  # meters to write at the next commit (Partitioned)
         self._removed: set[str] = set()
@@ -192,7 +126,7 @@ class ReadingHealth:
         subject = meter_subject(msg.gw, msg.dev)
         meter = self.meters.get(subject)
         if meter is None:
-            meter = self.meters[subject] = _Meter()
+            meter = self.meters[subject] = Meter()
         self._changed.add(subject)
         samples = in_time_order(msg)
         out = self._arrived(subject, meter, samples, msg.gw, msg.dev)
@@ -243,7 +177,7 @@ class ReadingHealth:
             if (info.area or info.account) and not info.hall
         }
         for subject in listed - self.meters.keys():
-            self.meters[subject] = _Meter(expected_since=now)
+            self.meters[subject] = Meter(expected_since=now)
             self._changed.add(subject)
         gone = [s for s, meter in self.meters.items() if meter.last_ts is None and s not in listed]
         out = []
@@ -261,19 +195,19 @@ class ReadingHealth:
     def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
         meters = self.meters
         # fields by name, not asdict() (recursive, with a deep copy: 0.1 ms a meter, 8 % of the engine)
-        changed = {k: {f: getattr(meters[k], f) for f in _METER_FIELDS} for k in self._changed if k in meters}
+        changed = {k: {f: getattr(meters[k], f) for f in METER_FIELDS} for k in self._changed if k in meters}
         removed, self._changed, self._removed = self._removed, set(), set()
         return changed, removed
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.first_tick = state.get("first_tick")
         # state written before the meters were parts held them all here: written as parts next commit
-        self.meters = {k: _Meter(**v) for k, v in state.get("meters", {}).items()}
+        self.meters = {k: Meter(**v) for k, v in state.get("meters", {}).items()}
         self._changed, self._removed = set(self.meters), set()
         self._recheck = True  # the topology may have changed while we were stopped
 
     def restore_parts(self, parts: Mapping[str, Mapping[str, Any]]) -> None:
-        self.meters.update({k: _Meter(**v) for k, v in parts.items()})
+        self.meters.update({k: Meter(**v) for k, v in parts.items()})
         for subject, meter in self.meters.items():  # state written before expected_since existed
             if meter.last_ts is None and meter.expected_since is None:
                 meter.expected_since = self.first_tick
@@ -307,7 +241,7 @@ class ReadingHealth:
     # ---- missed_reading: a reading ends the silence; say whether back-fill filled the hole
 
     def _arrived(
-        self, subject: str, meter: _Meter, samples: Sequence[SampleView], gw: str, dev: str
+        self, subject: str, meter: Meter, samples: Sequence[SampleView], gw: str, dev: str
     ) -> list[Signal]:
         newest = samples[-1].ts / 1000
         start, was_missing = meter.last_ts, meter.missing
@@ -349,7 +283,7 @@ class ReadingHealth:
 
     # ---- register checks, one energy sample at a time
 
-    def _sample(self, subject: str, meter: _Meter, s: SampleView, gw: str, dev: str) -> list[Signal]:
+    def _sample(self, subject: str, meter: Meter, s: SampleView, gw: str, dev: str) -> list[Signal]:
         out: list[Signal] = []
         values = s.values
         kwh = _num(values, ENERGY)
@@ -368,7 +302,7 @@ class ReadingHealth:
         meter.e_ts, meter.e_kwh, meter.e_power = obs.at, kwh, obs.power
         return out
 
-    def _step(self, meter: _Meter, obs: _Obs) -> list[Signal]:
+    def _step(self, meter: Meter, obs: _Obs) -> list[Signal]:
         cfg, prev, kwh = self.cfg, meter.e_kwh, obs.kwh
         dt = obs.at - (meter.e_ts or obs.at)
         down = kwh < prev - cfg.decrease_tolerance_kwh
@@ -407,7 +341,7 @@ class ReadingHealth:
         out += self._zero(meter, obs)
         return out
 
-    def _stopped(self, meter: _Meter, obs: _Obs, *, changed: bool) -> list[Signal]:
+    def _stopped(self, meter: Meter, obs: _Obs, *, changed: bool) -> list[Signal]:
         cfg, power = self.cfg, obs.power
         loaded = (power is not None and power > cfg.stopped_min_power_kw) or any(
             a > cfg.stopped_min_current_a for a in _amps(obs.values)
@@ -431,7 +365,7 @@ class ReadingHealth:
             )
         ]
 
-    def _zero(self, meter: _Meter, obs: _Obs) -> list[Signal]:
+    def _zero(self, meter: Meter, obs: _Obs) -> list[Signal]:
         days = (obs.at - meter.increase_ts) / DAY
         if not obs.wants("zero_consumption", days >= self.cfg.zero_days):
             return []
@@ -448,7 +382,7 @@ class ReadingHealth:
             )
         ]
 
-    def _daily(self, meter: _Meter, obs: _Obs) -> list[Signal]:
+    def _daily(self, meter: Meter, obs: _Obs) -> list[Signal]:
         """Day-on-day use from the first register value of each local day (the 00:00 freeze)."""
         day = int((obs.at + self.cfg.utc_offset_s) // DAY)
         if meter.day is None:
