@@ -55,7 +55,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -85,6 +85,7 @@ class _Due:
     status: m.CommandStatus
     reason: str
     outcome: str
+    ts: int = field(default_factory=lambda: int(time.time() * 1000))  # when the outcome was known
 
 
 class Supervisor:
@@ -230,7 +231,7 @@ class Supervisor:
             return  # an unreadable marker: no command to answer (the log says what happened)
         answer = {"outcome": due.outcome, **trial.detail}
         state = self._state()
-        ts = int(time.time() * 1000)
+        ts = due.ts
 
         def build(seq: int) -> m.CommandResult:
             return m.CommandResult(

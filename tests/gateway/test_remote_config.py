@@ -1,8 +1,9 @@
 """Remote configuration end to end: a real Mosquitto, the gateway under its supervisor with its config
 file on disk, simulated Modbus meters on a real pty, signed `config_apply` commands.
 
-A good config (a patch adding a meter, then a whole file sent by `gridedge cmd --config-file`) is
-applied and reported, and the retained status carries the version and the new config hash. Bad ones
+A good config (a patch adding a meter; then, with `gridedge cmd --private-key` signing with Ed25519,
+a whole file, the same file again, and a `--patch-file` made for the config the retained status names)
+is applied and reported, and the retained status carries the version and the new config hash. Bad ones
 are rolled back within their deadline with nothing lost from the spool: an unreachable broker (the
 readings taken meanwhile are published after the rollback) and a bus on a port where nothing answers.
 A bus on a port that does not exist is refused by the check `gateway check` runs, an unsigned or
@@ -14,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
+import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from firmware_sim.devices.modbus import ModbusPrepaidMeter
 from gateway import config_doc
 from gateway.config_stage import load_running, marker_for, previous_path, recover
 from gateway.remote_config import Supervisor
-from gridedge.services import Mosquitto, free_port
+from gridedge.keys import generate
+from gridedge.services import Mosquitto
 from protocols.signing import new_command
 from protocols.version import VERSION
 from tests.conftest import PtyPair
@@ -43,14 +45,25 @@ pytestmark = pytest.mark.integration
 KEY = b"remote-config-key-0123456789abcdef"
 
 
-def write_config(tmp_path: Path, broker_port: int, pty: str) -> tuple[Path, dict[str, Any]]:
+def write_config(
+    tmp_path: Path, broker_port: int, pty: str, public_keys: tuple[str, ...] = ()
+) -> tuple[Path, dict[str, Any]]:
     doc = base_config(tmp_path, broker_port, [modbus_bus(pty, [1])])
-    doc["commands"] = {"key": KEY.decode()}
+    doc["commands"] = {"key": KEY.decode(), "public_keys": list(public_keys)}
     path = tmp_path / "etc" / "gateway.yaml"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     path.chmod(0o600)
     return path, doc
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port that refuses connections while the test runs: bound, never listening, so no
+    other test's broker can take it meanwhile (a port found free and let go could be)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
@@ -109,8 +122,10 @@ def file_doc(path: Path) -> dict[str, Any]:
 
 async def test_a_good_config_is_applied_and_reported(mosquitto: Mosquitto, tmp_path: Path) -> None:
     meters: list[SimDevice] = [ModbusPrepaidMeter(u, seed=u, start_time=time.time()) for u in (1, 2)]
+    ops_key = tmp_path / "ops.key"
+    ops = generate(ops_key, "ops")
     async with sim_line(meters) as (pty, _line), recording(mosquitto.port) as rec:
-        path, doc = write_config(tmp_path, mosquitto.port, pty)
+        path, doc = write_config(tmp_path, mosquitto.port, pty, (ops.public.line(),))
         old_hash = config_doc.config_hash(doc)
         async with supervised(path, rec) as supervisor:
             await status_hash(rec, old_hash)
@@ -132,19 +147,28 @@ async def test_a_good_config_is_applied_and_reported(mosquitto: Mosquitto, tmp_p
             assert not marker_for(path).path.exists()
             assert supervisor.running.hash == new_hash
 
-            # the operator's tool sends a whole file; the same file again changes nothing
+            # the operator's tool, signing with an Ed25519 private key: a whole file, the same file
+            # again (nothing changes), then a patch made for the config the retained status names
             second = config_doc.merge_patch(file_doc(path), {"gateway": {"status_interval_s": 3}})
             sent = tmp_path / "new-gateway.yaml"
             sent.write_text(config_doc.dump(second))
-            for outcome in ("applied", "unchanged"):
-                code, lines = await operator_tool(mosquitto.port, sent)
+            patch = tmp_path / "patch.yaml"
+            patch.write_text("buses:\n" + yaml.safe_dump([modbus_bus(pty, [2])]))
+            for how, outcome in (("--config-file", "applied"), ("--config-file", "unchanged")):
+                code, lines = await operator_tool(mosquitto.port, ops_key, how, sent)
                 assert code == 0, lines
                 assert lines[-1]["status"] == "done" and lines[-1]["answer"]["outcome"] == outcome, lines
             await status_hash(rec, config_doc.config_hash(second))
             assert file_doc(path) == second
+            code, lines = await operator_tool(mosquitto.port, ops_key, "--patch-file", patch)
+            assert code == 0 and lines[-1]["answer"]["outcome"] == "applied", lines
+            assert [d["id"] for d in file_doc(path)["buses"][0]["devices"]] == ["mb-2"]
+            assert file_doc(path)["gateway"]["status_interval_s"] == 3, "the rest of the file is kept"
 
 
-async def operator_tool(broker_port: int, config_file: Path) -> tuple[int, list[dict[str, Any]]]:
+async def operator_tool(
+    broker_port: int, private_key: Path, how: str, config_file: Path
+) -> tuple[int, list[dict[str, Any]]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -154,7 +178,9 @@ async def operator_tool(broker_port: int, config_file: Path) -> tuple[int, list[
         "gw-test",
         "--action",
         "config_apply",
-        "--config-file",
+        "--private-key",
+        str(private_key),
+        how,
         str(config_file),
         "--deadline",
         "30",
@@ -163,7 +189,6 @@ async def operator_tool(broker_port: int, config_file: Path) -> tuple[int, list[
         "--port",
         str(broker_port),
         "--json",
-        env={**os.environ, "GRIDEDGE_COMMAND_KEY": KEY.decode()},
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 90)
@@ -172,7 +197,7 @@ async def operator_tool(broker_port: int, config_file: Path) -> tuple[int, list[
 
 
 async def test_bad_configs_are_rolled_back_or_refused_and_nothing_is_lost(
-    mosquitto: Mosquitto, tmp_path: Path, pty_pair: PtyPair
+    mosquitto: Mosquitto, tmp_path: Path, pty_pair: PtyPair, dead_port: int
 ) -> None:
     meters: list[SimDevice] = [ModbusPrepaidMeter(1, seed=1, start_time=time.time())]
     async with sim_line(meters) as (pty, _line), recording(mosquitto.port) as rec:
@@ -183,15 +208,15 @@ async def test_bad_configs_are_rolled_back_or_refused_and_nothing_is_lost(
             await rec.wait_for(lambda: rec.samples("mb-1"), 10)
 
             # an unreachable broker: rolled back within the deadline; readings taken meanwhile survive
-            dead = free_port()
-            cmd = patched(doc, {"mqtt": {"port": dead}}, deadline_s=6)
+            cmd = patched(doc, {"mqtt": {"port": dead_port}}, deadline_s=6)
             await send(mosquitto.port, cmd)
             got = await final(rec, cmd, 40)
             accepted = results(rec, cmd)[0]
             assert accepted["status"] == "accepted"
             assert got["status"] == "failed" and got["answer"]["outcome"] == "rolled_back", got
-            assert f"no connection to the broker at 127.0.0.1:{dead}" in got["reason"], got
-            assert got["ts"] - accepted["ts"] < (6 + 4) * 1000, "rolled back within its deadline"
+            assert f"no connection to the broker at 127.0.0.1:{dead_port}" in got["reason"], got
+            # the deadline runs from the new config's start: the restart before it takes a moment more
+            assert got["ts"] - accepted["ts"] < (6 + 5) * 1000, "rolled back within its deadline"
             assert got["state"]["config_hash"] == old_hash
             assert file_doc(path) == doc
             offline = [s for s in rec.samples("mb-1") if accepted["ts"] < s["ts"] < got["ts"]]
@@ -244,13 +269,13 @@ async def gateway_process(path: Path) -> asyncio.subprocess.Process:
 
 
 async def test_a_gateway_killed_during_a_trial_comes_back_on_the_previous_config(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, dead_port: int
 ) -> None:
     meters: list[SimDevice] = [ModbusPrepaidMeter(1, seed=1, start_time=time.time())]
     async with sim_line(meters) as (pty, _line), recording(mosquitto.port) as rec:
         path, doc = write_config(tmp_path, mosquitto.port, pty)
         old_hash = config_doc.config_hash(doc)
-        cmd = patched(doc, {"mqtt": {"port": free_port()}}, deadline_s=300)
+        cmd = patched(doc, {"mqtt": {"port": dead_port}}, deadline_s=300)
         proc = await gateway_process(path)  # `gridedge gateway run`, as systemd starts it
         try:
             await status_hash(rec, old_hash, 30)
