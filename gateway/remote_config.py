@@ -64,7 +64,7 @@ from protocols import topics
 from protocols.version import VERSION
 
 from .app import DRAIN_S, Gateway, serve
-from .commands import GatewayAction, Reply
+from .commands import Reply
 from .config import Plan
 from .config_stage import Refused, Running, load_running, marker_for, restore, stage, swap_in
 from .trial import Trial, confirm
@@ -107,16 +107,14 @@ class Supervisor:
         self._on_ready = on_ready
         self._trial: tuple[Trial, Running] | None = None  # on trial, and the config to fall back to
         self._restart = asyncio.Event()
-        self._actions: dict[str, GatewayAction] = {}
         self._due: list[_Due] = []
         if recovered is not None:
             why = "the gateway restarted during the trial (a crash, a power cut, a stop) before confirming it"
             self._due.append(_Due(recovered, "failed", f"rolled back: {why}", "rolled_back"))
 
-    async def run(self, stop: asyncio.Event, actions: Mapping[str, GatewayAction] | None = None) -> None:
-        """Until `stop`; `actions`: other gateway-wide actions (gateway.update's) beside config_apply."""
-        self._restart = asyncio.Event()  # of this event loop (gateway.app.run may start another)
-        self._actions = {**(actions or {}), CONFIG_APPLY: self._apply}
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` (serve() adds its own gateway-wide actions, gateway.update's, to config_apply)."""
+        self._restart = asyncio.Event()  # bound to the loop that runs the supervisor
         while not stop.is_set():
             await self._run_once(stop)
 
@@ -134,7 +132,7 @@ class Supervisor:
                         run_stop,
                         on_ready=ready.set_result,
                         drain_s=self._drain_s,
-                        gateway_actions=self._actions,
+                        gateway_actions={CONFIG_APPLY: self._apply},
                         config_hash=running.hash,
                     ),
                     name="gateway:serve",
