@@ -72,17 +72,11 @@ def run_update(args: argparse.Namespace) -> int:
         print(f"gridedge release: {args.signature}: cannot read the signature: {exc}", file=sys.stderr)
         return 2
     params = {"url": args.url, "signature": signature, "sha256": signature.get("sha256", "")}
-    command_args = argparse.Namespace(
-        gw=args.gw,
-        dev=GATEWAY_DEV,
-        action="update",
-        param=[f"{k}={json.dumps(v)}" for k, v in params.items()],
-        private_key=args.private_key,
-        key_file=None,
-        host=args.host,
-        port=args.port,
-        ttl=args.ttl,
-        wait=args.wait,
-        json=args.json,
-    )
-    return cmd.run(command_args)
+    # through `gridedge cmd`'s own parser, so its every option has its default
+    parser = argparse.ArgumentParser(prog="gridedge")
+    cmd.register(parser.add_subparsers(dest="command"))
+    words = ["cmd", "--gw", args.gw, "--dev", GATEWAY_DEV, "--action", "update"]
+    words += [f"--param={k}={json.dumps(v)}" for k, v in params.items()]
+    words += ["--private-key", str(args.private_key), "--host", args.host, "--port", str(args.port)]
+    words += ["--ttl", str(args.ttl), "--wait", str(args.wait)] + (["--json"] if args.json else [])
+    return cmd.run(parser.parse_args(words))

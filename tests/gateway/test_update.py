@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 BASE, GOOD, BROKEN = "1.0.0", "1.0.1", "1.0.2"
 RESULT_TOPIC = topics.cmd_result_topic("gw-test", "gateway")
+RELEASE_UPDATE = (sys.executable, "-m", "gridedge", "release", "update", "--gw", "gw-test")
 
 
 def _source_copy(dest: Path, version: str, *, broken: bool = False) -> Path:
@@ -186,13 +187,21 @@ async def test_signed_update_installs_then_a_broken_one_is_rolled_back(
             await _publishing_as(rec, BASE, 30)
             await _refusals(rec, mosquitto.port, ops, stranger, served, sigs[GOOD], layout)
 
-            # a good release, fetched over HTTP: on trial, healthy, switched, running in the same process
+            # a good release, fetched over HTTP, sent with the operator's tool (which waits for the end):
+            # on trial, healthy, switched, running in the same process
+            good = served / artifacts[GOOD].name
+            operator = ["--private-key", str(ops_key), "--port", str(mosquitto.port), "--json"]
             with http_server(served) as url:
-                good = served / artifacts[GOOD].name
-                cmd_id = await _send(
-                    mosquitto.port, ops, {"url": f"{url}/{good.name}", "signature": sigs[GOOD]}
+                sent = await asyncio.to_thread(
+                    subprocess.run,
+                    [*RELEASE_UPDATE, "--url", f"{url}/{good.name}", "--signature", f"{good}.sig", *operator],
+                    capture_output=True,
+                    text=True,
+                    timeout=150,
                 )
-                result = await _final(rec, cmd_id, 120)
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            cmd_id = json.loads(sent.stdout.splitlines()[-1])["id"]
+            result = await _final(rec, cmd_id, 10)
             assert result["status"] == "done", result
             assert result["state"] == {"version": GOOD, "previous": BASE}
             assert [r["status"] for r in _results(rec, cmd_id)] == ["accepted", "done"]
