@@ -55,12 +55,15 @@ def marker_for(path: Path) -> TrialMarker:
 
 
 def load_running(path: Path, plan: Plan | None = None, environ: Mapping[str, str] | None = None) -> Running:
-    """The config at `path` (its plan: given, or loaded as `gateway check` does). ConfigError."""
+    """The config at `path` (its plan: given, or loaded as `gateway check` does). ConfigError. A
+    config the gateway runs but that is not JSON data (a YAML date) has no hash (""): it runs, and
+    only a whole config can replace it."""
+    plan = plan if plan is not None else load_config(path, environ)
     try:
         doc = config_doc.read(path)
     except config_doc.DocumentError as exc:
-        raise ConfigError([str(exc)]) from None
-    plan = plan if plan is not None else load_config(path, environ)
+        log.warning("config %s has no config hash: %s", path, exc)
+        return Running(path, plan, {}, "")
     return Running(path, plan, doc, config_doc.config_hash(doc))
 
 
@@ -164,6 +167,8 @@ def _requested(running: Running, params: Mapping[str, Any]) -> tuple[dict[str, A
     if len(given) != 1 or not _is_sha256(params[given[0]]):
         which = " or ".join(hashes)
         raise Refused("bad_params", f"{which}: one SHA-256 (64 hex digits) of a config document")
+    if "patch" in params and not running.hash:
+        raise Refused("bad_params", "the running config has no hash (not JSON data): send a whole config")
     if params.get("base_hash", running.hash) != running.hash:
         reason = f"the patch is for config {params['base_hash']}, this gateway runs {running.hash}"
         raise Refused("hash_mismatch", reason)

@@ -150,3 +150,18 @@ def test_gateway_check_prints_the_config_hash(
     old = running(tmp_path, pty_pair.path)
     assert run_check(argparse.Namespace(config=str(old.path))) == 0
     assert f"config hash {old.hash}" in capsys.readouterr().out
+
+
+def test_a_running_config_without_a_hash_still_runs_and_takes_only_a_whole_config(
+    tmp_path: Path, pty_pair: PtyPair
+) -> None:
+    old = running(tmp_path, pty_pair.path)
+    old.path.write_text(old.path.read_text() + "gateway_note: 2026-12-03\n")  # a YAML date: not JSON data
+    doc = dict(old.doc)
+    undated = Running(old.path, old.plan, {}, "")
+    assert load_running(old.path, old.plan) == undated
+    with pytest.raises(Refused, match="send a whole config"):
+        stage(undated, {"patch": {}, "hash": "0" * 64}, {})
+    new = config_doc.merge_patch(doc, {"gateway": {"status_interval_s": 5}})
+    staged = stage(undated, with_hash(new), {})
+    assert staged is not None and staged[0].hash == config_doc.config_hash(new)
