@@ -188,7 +188,9 @@ class Command(_Msg):
     gateway itself goes to the device `gateway`: `config_apply` with `params` `config` (the whole
     config document) with its `hash`, or `patch` (a JSON merge patch, RFC 7386, of the running one)
     with `hash` (of the result) or `base_hash` (of the config it patches), and optional `deadline_s`
-    (the trial, default 120 s). See gateway.remote_config."""
+    (the trial, default 120 s). See gateway.remote_config. `update` (Ed25519-signed only) with `params`
+    `url` (http, https or file) of a release artifact and `signature` (its `.sig` document), optional
+    `sha256`. See gateway.update."""
 
     id: str
     gw: str

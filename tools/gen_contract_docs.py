@@ -54,6 +54,20 @@ MODELS: list[tuple[str, type, str]] = [
 # What changed in the contract, newest first: what a consumer written against an earlier text must do.
 CHANGES: list[tuple[str, list[str]]] = [
     (
+        "software updates (issue 24)",
+        [
+            "Action `update` to the gateway itself (device `gateway`), accepted only when the command is "
+            "signed with Ed25519. Params: `url` (http, https or file) of a release artifact, `signature` "
+            "(the artifact's `.sig` JSON: `artifact`, `version`, `size`, `sha256`, Ed25519 `alg`, `kid`, "
+            "`sig`), optional `sha256` (must equal the signed one).",
+            "Its results: `accepted`, then `done` (the new release passed its trial and runs: `state` "
+            "`version` the new one, `previous` the old one) or `failed` (rolled back: the reason says why, "
+            "`state.version` the one running), or `rejected` with `unknown_key`, `bad_signature`, "
+            "`alg_not_accepted` (HMAC), `hash_mismatch`, `malformed`, `no_key` or `same`. The retained "
+            "status's `version` shows the release running.",
+        ],
+    ),
+    (
         "remote configuration (issue 24)",
         [
             "The status gains `config_hash`: SHA-256 (hex) of the canonical JSON of the config file the "
