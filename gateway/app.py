@@ -203,7 +203,7 @@ async def serve(
     finally:
         await spool.close()
         log.info("gateway %s: stopped; %d record(s) kept in the spool", cfg.gateway.id, spool.stats.depth)
-    if updater is not None and updater.pending is not None and not stop.is_set():
+    if updater is not None and updater.pending is not None:
         await handover(cfg, updater.pending, stop.is_set)  # execs; returns if stopped meanwhile
 
 

@@ -189,6 +189,10 @@ async def handover(cfg: GatewayConfig, candidate: Candidate, stopping: Callable[
     """The trial of `candidate` (the old gateway stopped), its result into the spool, then exec: the
     new release when healthy, this one again otherwise (same PID either way: systemd sees no stop).
     Returns only when `stopping()` (a SIGTERM came during the trial)."""
+    if stopping():  # a SIGTERM or a config change stopped the gateway while the release installed
+        why = "the gateway was stopped or restarted before the trial: send the update again"
+        await record(cfg, candidate, Verdict(False, why))
+        return
     layout = Layout(cfg.update.root)
     argv = sys.argv[1:]
     deadline = cfg.update.trial_s + STARTUP_S
