@@ -258,7 +258,7 @@ async def test_bad_configs_are_rolled_back_or_refused_and_nothing_is_lost(
                 assert got["status"] == "rejected" and got["reason"].startswith(reason), got
             assert file_doc(path) == doc and not marker_for(path).path.exists()
             await status_hash(rec, old_hash)
-            await rec.wait_for(lambda: last_status(rec).get("spool_depth", 0) == 0, 10)
+            await rec.wait_for(lambda: last_status(rec).get("spool_depth", 0) == 0, 30)
             assert last_status(rec).get("spool_dropped", 0) == 0
 
 
