@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import sys
 from types import ModuleType
@@ -26,7 +25,7 @@ from .clock import SimClock
 from .control import control_loop
 from .faults import Faults
 from .line import Line
-from .runner import kind_module, port_help, say_why_quiet, serve, stop_on_sigterm, wire_for
+from .runner import kind_module, port_help, run_until_stopped, say_why_quiet, serve, wire_for
 from .site import add_run_parser
 
 
@@ -62,7 +61,6 @@ def add_line_arguments(p: argparse.ArgumentParser, kind: kinds.DeviceKind) -> No
 
 
 def run_one(args: argparse.Namespace) -> int:
-    stop_on_sigterm()
     kind: str = args.sim_kind
     clock = SimClock(speed=getattr(args, "speed", 1.0) or 1.0)
     try:
@@ -78,8 +76,7 @@ def run_one(args: argparse.Namespace) -> int:
             tg.create_task(say_why_quiet(kind, line.devices, clock, _stderr), name="sim:quiet")
             await serve(line, args.port, kind, lambda where: print(where, flush=True), args.link)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    run_until_stopped(main)
     return 0
 
 

@@ -11,9 +11,10 @@ protocol of its own (Modbus TCP), `serve_tcp(devices, host, port, ready, clock=.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import ModuleType
 from typing import Any
 
@@ -78,8 +79,27 @@ async def say_why_quiet(
         await asyncio.sleep(every_s)
 
 
+def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `main()` until SIGTERM or SIGINT, which cancel it: every task's cleanup runs (ptys, links,
+    sockets) and the call returns. A signal handler that raised KeyboardInterrupt (what
+    `stop_on_sigterm` does) can land inside a task's own code, and a TaskGroup shut down that way was
+    seen to hang with its pty already closed, until a second SIGTERM."""
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        await main()
+
+    with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):  # the stop asked for
+        asyncio.run(guarded())
+
+
 def stop_on_sigterm() -> None:
-    """SIGTERM ends the simulator like Ctrl-C, so ptys, symlinks and sockets are cleaned up."""
+    """SIGTERM ends a synchronous simulator like Ctrl-C (KeyboardInterrupt); asyncio ones use
+    `run_until_stopped`."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

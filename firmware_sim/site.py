@@ -25,7 +25,7 @@ from .clock import SimClock
 from .device import SimDevice
 from .faults import Faults
 from .line import Line, Wire
-from .runner import kind_module, say_why_quiet, serve, stop_on_sigterm
+from .runner import kind_module, run_until_stopped, say_why_quiet, serve
 
 
 class GroupConfig(Frozen):
@@ -117,16 +117,13 @@ async def serve_site(site: SiteConfig) -> None:
 
 
 def run_site(args: argparse.Namespace) -> int:
-    stop_on_sigterm()
     path = Path(args.config)
     try:
         site = conventions.load(SiteConfig, path.read_text(), source=str(path), environ=os.environ)
-        asyncio.run(serve_site(site))
+        run_until_stopped(lambda: serve_site(site))
     except ConfigError as exc:
         print(f"gridedge sim run: {exc}")
         return 2
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
