@@ -28,7 +28,9 @@ OUTAGE_S = float(os.environ.get("GRIDEDGE_TEST_OUTAGE_S", "60"))
 
 def assert_continuous(ts: list[int], interval_ms: int, what: str) -> None:
     ts = sorted(ts)
-    gaps = [(a, b) for a, b in itertools.pairwise(ts) if b - a > 1.5 * interval_ms]
+    # a missed slot leaves ~2 intervals between readings; one poll late by half an interval on a
+    # loaded box (seen: 1.56 s at 1 s) is not a missing reading (the seq checks prove nothing was lost)
+    gaps = [(a, b) for a, b in itertools.pairwise(ts) if b - a > 1.8 * interval_ms]
     assert not gaps, f"{what}: readings missing between {gaps}"
 
 
