@@ -101,13 +101,3 @@ def _guard_async_tasks(request: pytest.FixtureRequest) -> None:
     if asyncio.iscoroutinefunction(getattr(request.node, "obj", None)):
         request.getfixturevalue("_no_leaked_tasks")
 
-
-# ---- scheduling ------------------------------------------------------------------------------
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a `slow` test run first: with `-n 2 --dist loadfile` a 150 s headless demo collected
-    last ran alone on one worker while the other sat idle (the suite's tail); started first, the quick
-    files fill in beside it."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
