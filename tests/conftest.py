@@ -100,4 +100,3 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
 def _guard_async_tasks(request: pytest.FixtureRequest) -> None:
     if asyncio.iscoroutinefunction(getattr(request.node, "obj", None)):
         request.getfixturevalue("_no_leaked_tasks")
-
