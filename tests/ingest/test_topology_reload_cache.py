@@ -33,22 +33,17 @@ async def test_each_reload_tags_with_the_new_topology_even_at_a_reused_address(t
     area(0)
     ingest = Ingest(IngestConfig(topology=path), Topology.load(path))
     try:
-        seen: set[int] = set()
-        reused = 0
         for i in range(1, RELOADS + 1):
             area(i)
-            seen.add(id(ingest.topology))
             ingest.reload_topology()  # the only reference to the previous topology goes: it is freed
             gc.collect()
-            reused += id(ingest.topology) in seen
             [line] = lines_for(_reading(), ingest.topology)
             assert f",area=area-{i}," in line, (i, line)
     finally:
         await ingest.writer.close()
     # CPython usually hands a freed topology's memory to the next one (the case the id()-keyed cache got
-    # wrong: 44 of 50 reloads here); whether it does in a given run is the allocator's business, so the
-    # tags are checked on every reload, reused address or not, and the count is not asserted
-    del reused
+    # wrong: reload 44 of 50 took stale tags); whether it does in a given run is the allocator's
+    # business, so the tags are checked on every reload, reused address or not
 
 
 def test_every_topology_built_has_its_own_version(tmp_path: Path) -> None:
