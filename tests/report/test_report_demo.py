@@ -32,7 +32,9 @@ def _demo(tmp_path: Path) -> dict[str, Any]:
     argv = [sys.executable, "-m", "gridedge", "demo", "--headless", "--duration", "150"]
     argv += ["--workdir", str(tmp_path), "--json-summary", str(tmp_path / "summary.json")]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    # the demo's own verdict (every scenario within its timeout) is tests/foundation/test_demo.py's to
+    # judge; this test needs its data: exit 1 is a scenario late on a loaded box, anything else a failure
+    assert result.returncode in (0, 1), result.stdout[-4000:] + result.stderr[-2000:]
     summary: dict[str, Any] = json.loads((tmp_path / "summary.json").read_text())
     return summary
 
